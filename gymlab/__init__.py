@@ -1,0 +1,21 @@
+"""gymlab: a reinforcement-learning lab on gymnasium and PyTorch."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+if TYPE_CHECKING:
+    from gymlab.agents.dqn import DQN
+
+__all__ = ["DQN", "__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    # Agents import torch; loading them lazily keeps `import gymlab` and `gymlab --help` fast.
+    if name == "DQN":
+        from gymlab.agents.dqn import DQN
+
+        return DQN
+    raise AttributeError(f"module 'gymlab' has no attribute {name!r}")

@@ -1,0 +1,1 @@
+"""Machinery every algorithm shares: configs, run directories, logging, evaluation, spaces."""

@@ -1,0 +1,163 @@
+"""Configs are frozen dataclasses with a docstring under each field.
+
+Everything user-facing is derived from them: CLI flags (name, type, default, help text),
+config.json, and the keyword arguments of the Python API. A hyperparameter is written once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import dataclasses
+import difflib
+import inspect
+import textwrap
+import types
+import typing
+from functools import cache
+from typing import Any, Literal
+
+from gymlab.core.errors import UserError
+
+
+@cache
+def field_docs(cls: type) -> dict[str, str]:
+    """The docstring written under each field of a dataclass (and of its bases)."""
+    docs: dict[str, str] = {}
+    for klass in reversed(cls.__mro__):
+        if not dataclasses.is_dataclass(klass):
+            continue
+        tree = ast.parse(textwrap.dedent(inspect.getsource(klass)))
+        body = tree.body[0].body  # type: ignore[attr-defined]
+        for node, following in zip(body, body[1:]):
+            if (
+                isinstance(node, ast.AnnAssign)
+                and isinstance(node.target, ast.Name)
+                and isinstance(following, ast.Expr)
+                and isinstance(following.value, ast.Constant)
+                and isinstance(following.value.value, str)
+            ):
+                docs[node.target.id] = " ".join(following.value.value.split())
+    return docs
+
+
+def _field_types(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _unwrap_optional(tp: Any) -> tuple[Any, bool]:
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if len(args) == 1 and len(typing.get_args(tp)) == 2:
+            return args[0], True
+    return tp, False
+
+
+def parse_value(tp: Any, text: str, name: str) -> Any:
+    """Convert one CLI string to a field's type, with a clear error."""
+    inner, optional = _unwrap_optional(tp)
+    if optional and text.lower() in ("none", "null", ""):
+        return None
+    origin = typing.get_origin(inner)
+    try:
+        if inner is bool:
+            low = text.lower()
+            if low in ("1", "true", "yes", "on"):
+                return True
+            if low in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(text)
+        if inner in (int, float, str):
+            return inner(text)
+        if origin is Literal:
+            choices = typing.get_args(inner)
+            if text not in choices:
+                raise UserError(f"--{flag(name)} must be one of {', '.join(choices)}, got {text!r}")
+            return text
+        if origin is tuple:
+            (item_type, _) = typing.get_args(inner)
+            parts = [p for p in text.replace("[", "").replace("]", "").split(",") if p.strip()]
+            return tuple(item_type(p.strip()) for p in parts)
+    except UserError:
+        raise
+    except ValueError:
+        raise UserError(f"--{flag(name)}: cannot read {text!r} as {_type_name(tp)}") from None
+    raise TypeError(f"unsupported config field type {tp!r} for {name}")
+
+
+def _type_name(tp: Any) -> str:
+    inner, optional = _unwrap_optional(tp)
+    origin = typing.get_origin(inner)
+    if origin is Literal:
+        name = "{" + ",".join(typing.get_args(inner)) + "}"
+    elif origin is tuple:
+        name = f"comma-separated {typing.get_args(inner)[0].__name__}s"
+    else:
+        name = getattr(inner, "__name__", str(inner))
+    return f"{name} or none" if optional else name
+
+
+def flag(name: str) -> str:
+    return name.replace("_", "-")
+
+
+def add_arguments(parser: argparse.ArgumentParser, cls: type, title: str) -> None:
+    """Add one `--flag` per field of `cls`. Unset flags stay absent from the namespace, so
+    per-environment defaults can sit between the dataclass default and the command line."""
+    group = parser.add_argument_group(title)
+    docs = field_docs(cls)
+    types_ = _field_types(cls)
+    for field in dataclasses.fields(cls):
+        tp = types_[field.name]
+        default = field.default
+        shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
+        group.add_argument(
+            f"--{flag(field.name)}",
+            dest=field.name,
+            metavar=_type_name(tp).upper().replace(" ", "_") if tp is not bool else "BOOL",
+            type=lambda text, tp=tp, name=field.name: parse_value(tp, text, name),
+            default=argparse.SUPPRESS,
+            help=f"{docs.get(field.name, '')} (default: {shown})",
+        )
+
+
+def check_keys(cls: type, keys: typing.Iterable[str], what: str = "option") -> None:
+    """Reject keys that are not fields of `cls`, suggesting the closest ones."""
+    names = [f.name for f in dataclasses.fields(cls)]
+    for key in keys:
+        if key not in names:
+            close = difflib.get_close_matches(key, names, n=3)
+            hint = f"; did you mean {', '.join(close)}?" if close else ""
+            raise UserError(f"unknown {what} {key!r} for {cls.__name__}{hint}")
+
+
+def build(cls: type, *layers: dict[str, Any]) -> Any:
+    """Instantiate `cls` from its defaults overlaid by each mapping in turn (later wins)."""
+    values: dict[str, Any] = {}
+    for layer in layers:
+        check_keys(cls, layer)
+        values.update(layer)
+    types_ = _field_types(cls)
+    for key, value in values.items():
+        if isinstance(value, list):  # from JSON
+            values[key] = tuple(value)
+        elif isinstance(value, str) and types_[key] is not str and typing.get_origin(
+            _unwrap_optional(types_[key])[0]
+        ) is not Literal:
+            values[key] = parse_value(types_[key], value, key)
+    return cls(**values)
+
+
+def to_dict(config: Any) -> dict[str, Any]:
+    """A JSON-ready dict of a config (tuples become lists)."""
+    return {
+        f.name: list(v) if isinstance(v := getattr(config, f.name), tuple) else v
+        for f in dataclasses.fields(config)
+    }
+
+
+def require(condition: bool, message: str) -> None:
+    """Validate a config value: raise a UserError with `message` when `condition` is false."""
+    if not condition:
+        raise UserError(message)

@@ -1,0 +1,140 @@
+"""Creating environments with clear errors, and the replayable pool agents train on."""
+
+from __future__ import annotations
+
+import difflib
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from gymlab.core.errors import UserError
+from gymlab.core.run import generator_state, set_generator_state
+from gymlab.core.spaces import ObservationEncoder
+
+
+def check_env_id(env_id: str) -> None:
+    """Raise a UserError naming close registered ids when `env_id` is unknown."""
+    import gymlab.envs  # noqa: F401  registers gymlab's own environments
+
+    if env_id in gym.registry:
+        return
+    close = difflib.get_close_matches(env_id, list(gym.registry), n=3, cutoff=0.6)
+    hint = f"; did you mean {', '.join(close)}?" if close else ""
+    raise UserError(f"unknown environment id {env_id!r}{hint}")
+
+
+def make_env(env_id: str, render_mode: str | None = None) -> gym.Env:
+    """gym.make with one-line errors for unknown ids and missing optional dependencies."""
+    check_env_id(env_id)
+    try:
+        return gym.make(env_id, render_mode=render_mode)
+    except gym.error.DependencyNotInstalled as exc:
+        raise UserError(f"{env_id} needs an optional dependency: {exc}") from None
+
+
+class EnvPool:
+    """`num_envs` copies of an environment stepped in lockstep, reset automatically.
+
+    Every episode starts from `reset(seed=...)` with a seed drawn from the pool's own
+    generator, and the actions taken since are logged. An environment's exact state can so be
+    rebuilt after a restart by replaying the episode's actions, for any deterministic
+    environment, without pickling it: this is what makes a resumed run continue exactly.
+    """
+
+    def __init__(self, env_id: str, num_envs: int, seed: int) -> None:
+        self.envs = [make_env(env_id) for _ in range(num_envs)]
+        self.encoder = ObservationEncoder(self.envs[0].observation_space)
+        self.rng = np.random.default_rng(seed)
+        self.num_envs = num_envs
+        self.obs = np.zeros((num_envs, self.encoder.size), dtype=np.float32)
+        self.episode_seeds = np.zeros(num_envs, dtype=np.int64)
+        self.episode_actions: list[list[Any]] = [[] for _ in range(num_envs)]
+        self.episode_returns = np.zeros(num_envs, dtype=np.float64)
+        self.episode_lengths = np.zeros(num_envs, dtype=np.int64)
+
+    @property
+    def observation_space(self) -> gym.Space:
+        return self.envs[0].observation_space
+
+    @property
+    def action_space(self) -> gym.Space:
+        return self.envs[0].action_space
+
+    def reset(self) -> np.ndarray:
+        for i in range(self.num_envs):
+            self._reset_one(i)
+        return self.obs
+
+    def _reset_one(self, i: int) -> None:
+        seed = int(self.rng.integers(2**31 - 1))
+        obs, _ = self.envs[i].reset(seed=seed)
+        self.episode_seeds[i] = seed
+        self.episode_actions[i] = []
+        self.episode_returns[i] = 0.0
+        self.episode_lengths[i] = 0
+        self.obs[i] = self.encoder(obs)
+
+    def step(
+        self, actions: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[tuple[float, int]]]:
+        """Step every environment; finished ones are reset.
+
+        Returns the observations that followed the actions (the final ones where an episode
+        ended, for bootstrapping), rewards, terminated, truncated, and (return, length) of
+        each episode that ended. `self.obs` then holds the observations to act on next.
+        """
+        next_obs = np.empty_like(self.obs)
+        rewards = np.empty(self.num_envs, dtype=np.float32)
+        terminated = np.zeros(self.num_envs, dtype=bool)
+        truncated = np.zeros(self.num_envs, dtype=bool)
+        finished: list[tuple[float, int]] = []
+        for i, env in enumerate(self.envs):
+            action = actions[i]
+            obs, reward, term, trunc, _ = env.step(action)
+            self.episode_actions[i].append(action)
+            next_obs[i] = self.encoder(obs)
+            rewards[i] = reward
+            terminated[i], truncated[i] = term, trunc
+            self.episode_returns[i] += float(reward)
+            self.episode_lengths[i] += 1
+            if term or trunc:
+                finished.append((float(self.episode_returns[i]), int(self.episode_lengths[i])))
+                self._reset_one(i)
+            else:
+                self.obs[i] = next_obs[i]
+        return next_obs, rewards, terminated, truncated, finished
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "rng": generator_state(self.rng),
+            "episode_seeds": torch.from_numpy(self.episode_seeds.copy()),
+            "episode_actions": [torch.as_tensor(np.asarray(a)) for a in self.episode_actions],
+            "obs": torch.from_numpy(self.obs.copy()),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Rebuild every environment's state by replaying the current episode's actions."""
+        for i, env in enumerate(self.envs):
+            seed = int(state["episode_seeds"][i])
+            obs, _ = env.reset(seed=seed)
+            self.episode_seeds[i] = seed
+            self.episode_returns[i] = 0.0
+            actions = state["episode_actions"][i].numpy()
+            self.episode_actions[i] = list(actions)
+            for action in actions:
+                obs, reward, *_ = env.step(action)
+                self.episode_returns[i] += float(reward)
+            self.episode_lengths[i] = len(actions)
+            self.obs[i] = self.encoder(obs)
+        if not np.array_equal(self.obs, state["obs"].numpy()):
+            raise UserError(
+                "resuming needs a deterministic environment: replaying the current episodes "
+                "did not reproduce the saved observations"
+            )
+        set_generator_state(self.rng, state["rng"])
+
+    def close(self) -> None:
+        for env in self.envs:
+            env.close()

@@ -1,0 +1,144 @@
+"""The part of a training run that does not depend on the algorithm.
+
+An algorithm's `learn` loop reads top to bottom like the paper and calls into a
+`TrainingSession` for everything else: episode and scalar logging, the evaluation schedule,
+best/last checkpoints, the stop-reward rule, Ctrl-C/SIGTERM, and non-finite losses.
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+import time
+from typing import TYPE_CHECKING, Any, Literal
+
+from gymlab.core.evaluation import EvalResult, Evaluator
+from gymlab.core.logger import Logger, Progress
+from gymlab.core.run import GracefulInterrupt, RunDir, save_checkpoint
+
+if TYPE_CHECKING:
+    from gymlab.agents.base import Agent
+
+Outcome = Literal["running", "completed", "solved", "interrupted", "diverged"]
+
+
+class NonFiniteLoss(ArithmeticError):
+    """Raised by an update whose loss is NaN or infinite; the run stops, last.pt is kept."""
+
+
+class TrainingSession:
+    def __init__(self, agent: Agent, run: RunDir | None, resume_step: int | None = None) -> None:
+        self.agent = agent
+        self.cfg = agent.run_config
+        self.run = run
+        self.logger = Logger(run, resume_step)
+        start = agent.step
+        self.progress = Progress(self.cfg.total_steps, start, f"{agent.algo} {self.cfg.env}",
+                                 self.cfg.progress, sys.stderr)
+        self.evaluator = (
+            Evaluator(self.cfg.env, self.cfg.eval_episodes, self.cfg.seed + 1_000_000)
+            if self.cfg.eval_every > 0 else None
+        )
+        self.interrupt = GracefulInterrupt()
+        self.outcome: Outcome = "running"
+        self.message = ""
+        state = agent.session_state
+        self.next_eval: int = state.get("next_eval", self.cfg.eval_every)
+        self.next_log: int = state.get("next_log", self.cfg.log_every)
+        self.best_eval: float = state.get("best_eval", float("-inf"))
+        self.last_eval: EvalResult | None = None
+        self._clock = (time.perf_counter(), start)
+
+    # -- used by the algorithms -------------------------------------------------------------
+    @property
+    def stop(self) -> bool:
+        return self.outcome != "running" or self.interrupt.requested
+
+    def episode(self, step: int, episode_return: float, length: int) -> None:
+        self.logger.log(step, {"episode/return": episode_return, "episode/length": length})
+        self.progress.set(ret=round(episode_return, 2))
+
+    def log_due(self, step: int) -> bool:
+        return step >= self.next_log
+
+    def log(self, step: int, scalars: dict[str, float]) -> None:
+        """Training scalars, with steps/s added; call when `log_due(step)`."""
+        now = time.perf_counter()
+        t0, s0 = self._clock
+        self._clock = (now, step)
+        rate = (step - s0) / (now - t0) if now > t0 else 0.0
+        self.logger.log(step, {**scalars, "time/steps_per_second": rate})
+        while self.next_log <= step:
+            self.next_log += self.cfg.log_every
+
+    def on_step(self, step: int) -> None:
+        """Evaluate, checkpoint and check the stop rule when due; refresh the progress bar."""
+        if self.evaluator is not None and step >= self.next_eval:
+            while self.next_eval <= step:
+                self.next_eval += self.cfg.eval_every
+            self.evaluate(step)
+        self.progress.update(step)
+
+    def evaluate(self, step: int) -> EvalResult:
+        assert self.evaluator is not None
+        result = self.evaluator(self.agent.batch_policy())
+        self.last_eval = result
+        self.logger.log(step, {"eval/return_mean": result.mean, "eval/return_std": result.std})
+        self.progress.set(eval=round(result.mean, 2))
+        if result.mean > self.best_eval:
+            self.best_eval = result.mean
+            if self.run is not None:
+                save_checkpoint(self.run.checkpoint("best"), self.agent.algo,
+                                self.agent.checkpoint(full=False))
+        stop_reward = self.cfg.stop_reward
+        if stop_reward is not None and result.mean >= stop_reward:
+            self.outcome = "solved"
+            self.message = f"solved at step {step}: evaluation {result} >= {stop_reward:g}"
+        self.save_last()
+        return result
+
+    def state(self) -> dict[str, Any]:
+        return {"next_eval": self.next_eval, "next_log": self.next_log,
+                "best_eval": self.best_eval}
+
+    def save_last(self) -> None:
+        if self.run is not None:
+            self.logger.flush()
+            save_checkpoint(self.run.checkpoint("last"), self.agent.algo,
+                            self.agent.checkpoint(full=True))
+
+    # -- start and end ----------------------------------------------------------------------
+    def __enter__(self) -> TrainingSession:
+        self.agent.session = self
+        self.interrupt.__enter__()
+        if self.run is not None:
+            print(f"run directory: {self.run.path}", file=sys.stderr)
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
+        self.interrupt.__exit__()
+        self.agent.session = None
+        suppress = False
+        if exc_type is NonFiniteLoss:
+            self.outcome, suppress = "diverged", True
+            self.message = f"stopped at step {self.agent.step}: {exc}; kept the last good checkpoint"
+        elif exc_type is None:
+            if self.interrupt.requested:
+                self.outcome = "interrupted"
+                self.message = f"interrupted at step {self.agent.step}"
+            elif self.outcome == "running":
+                self.outcome = "completed"
+                self.message = f"finished {self.agent.step} steps"
+            self.agent.session_state = self.state()
+            if self.outcome != "solved":  # a solved run saved last.pt at its evaluation
+                self.save_last()
+        self.progress.close()
+        self.logger.close()
+        if self.evaluator is not None:
+            self.evaluator.close()
+        if exc_type is None or suppress:
+            print(self.message, file=sys.stderr)
+            if self.outcome == "interrupted" and self.run is not None:
+                print(f"resume with: gymlab train --resume {shlex.quote(str(self.run.path))}",
+                      file=sys.stderr)
+        return suppress

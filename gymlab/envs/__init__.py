@@ -1,0 +1,1 @@
+"""gymnasium environments of gymlab, registered under the `gymlab/` namespace."""
