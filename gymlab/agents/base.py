@@ -60,6 +60,7 @@ class Agent(ABC):
         self.session: TrainingSession | None = None
         self.session_state: dict[str, Any] = {}
         self.outcome = "new"
+        self.exit_code = 0
         self._resume_step: int | None = None
         self._build()
 
@@ -105,6 +106,8 @@ class Agent(ABC):
         with TrainingSession(self, self.run, self._resume_step) as session:
             self._learn(session)
         self.outcome, self._resume_step = session.outcome, None
+        self.exit_code = {"completed": 0, "solved": 0, "diverged": 1}.get(
+            session.outcome, session.interrupt.exit_code)
         return self
 
     def evaluate(self, episodes: int = 10, seed: int | None = None) -> EvalResult:
@@ -129,7 +132,7 @@ class Agent(ABC):
         if full:
             session = self.session.state() if self.session else self.session_state
             payload["state"] = {**self._training_state(), "session": session,
-                                "rng": rng_states()}
+                                "global_rng": rng_states()}
         return payload
 
     def save(self, path: str | Path) -> None:
@@ -152,17 +155,17 @@ class Agent(ABC):
         agent._load(data["weights"], state)
         if state is not None:
             agent.session_state = state["session"]
-            set_rng_states(state["rng"])
+            set_rng_states(state["global_rng"])
         return agent
 
     @classmethod
-    def resume(cls, run_dir: str | Path) -> Agent:
+    def resume(cls, run_dir: str | Path, **run_overrides: Any) -> Agent:
         """The agent of a run directory at its last checkpoint, ready to `learn` on."""
         run = RunDir.open(run_dir)
         last = run.checkpoint("last")
         if not last.exists():
             raise CheckpointError(f"{run_dir} has no checkpoint to resume from ({last} is missing)")
-        agent = cls.load(last)
+        agent = cls.load(last, **run_overrides)
         agent.run = run
         agent._resume_step = agent.step
         return agent

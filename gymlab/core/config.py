@@ -54,36 +54,46 @@ def _unwrap_optional(tp: Any) -> tuple[Any, bool]:
     return tp, False
 
 
-def parse_value(tp: Any, text: str, name: str) -> Any:
-    """Convert one CLI string to a field's type, with a clear error."""
+def parse_value(tp: Any, text: str) -> Any:
+    """Convert one command-line string to a field's type; ValueError with a clear message."""
     inner, optional = _unwrap_optional(tp)
     if optional and text.lower() in ("none", "null", ""):
         return None
     origin = typing.get_origin(inner)
+    if origin is Literal:
+        choices = typing.get_args(inner)
+        if text not in choices:
+            raise ValueError(f"expected one of {', '.join(choices)}, got {text!r}")
+        return text
     try:
         if inner is bool:
-            low = text.lower()
-            if low in ("1", "true", "yes", "on"):
-                return True
-            if low in ("0", "false", "no", "off"):
-                return False
-            raise ValueError(text)
+            return {"1": True, "true": True, "yes": True, "on": True,
+                    "0": False, "false": False, "no": False, "off": False}[text.lower()]
         if inner in (int, float, str):
             return inner(text)
-        if origin is Literal:
-            choices = typing.get_args(inner)
-            if text not in choices:
-                raise UserError(f"--{flag(name)} must be one of {', '.join(choices)}, got {text!r}")
-            return text
         if origin is tuple:
-            (item_type, _) = typing.get_args(inner)
+            item_type = typing.get_args(inner)[0]
             parts = [p for p in text.replace("[", "").replace("]", "").split(",") if p.strip()]
             return tuple(item_type(p.strip()) for p in parts)
-    except UserError:
-        raise
-    except ValueError:
-        raise UserError(f"--{flag(name)}: cannot read {text!r} as {_type_name(tp)}") from None
-    raise TypeError(f"unsupported config field type {tp!r} for {name}")
+    except (ValueError, KeyError):
+        raise ValueError(f"expected {_type_name(tp)}, got {text!r}") from None
+    raise TypeError(f"unsupported config field type {tp!r}")
+
+
+def coerce(tp: Any, value: Any, name: str) -> Any:
+    """A value from the API or JSON as the field's type: strings parsed, lists made tuples,
+    Literal choices checked (a UserError names the field)."""
+    try:
+        if isinstance(value, str) and tp is not str:
+            return parse_value(tp, value)
+        if isinstance(value, list):
+            value = tuple(value)
+        inner, _ = _unwrap_optional(tp)
+        if typing.get_origin(inner) is Literal and value is not None:
+            parse_value(tp, value)
+    except ValueError as exc:
+        raise UserError(f"{name}: {exc}") from None
+    return value
 
 
 def _type_name(tp: Any) -> str:
@@ -98,28 +108,48 @@ def _type_name(tp: Any) -> str:
     return f"{name} or none" if optional else name
 
 
+def _metavar(tp: Any) -> str:
+    if tp is bool:
+        return "BOOL"
+    name = _type_name(tp)
+    return name if name.startswith("{") else name.upper().replace(" ", "_").replace("-", "_")
+
+
 def flag(name: str) -> str:
     return name.replace("_", "-")
 
 
-def add_arguments(parser: argparse.ArgumentParser, cls: type, title: str) -> None:
+def add_arguments(parser: argparse.ArgumentParser, cls: type, title: str,
+                  only: typing.Collection[str] | None = None) -> None:
     """Add one `--flag` per field of `cls`. Unset flags stay absent from the namespace, so
     per-environment defaults can sit between the dataclass default and the command line."""
     group = parser.add_argument_group(title)
     docs = field_docs(cls)
     types_ = _field_types(cls)
     for field in dataclasses.fields(cls):
+        if only is not None and field.name not in only:
+            continue
         tp = types_[field.name]
         default = field.default
         shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
         group.add_argument(
             f"--{flag(field.name)}",
             dest=field.name,
-            metavar=_type_name(tp).upper().replace(" ", "_") if tp is not bool else "BOOL",
-            type=lambda text, tp=tp, name=field.name: parse_value(tp, text, name),
+            metavar=_metavar(tp),
+            type=_argparse_type(tp),
             default=argparse.SUPPRESS,
             help=f"{docs.get(field.name, '')} (default: {shown})",
         )
+
+
+def _argparse_type(tp: Any) -> Any:
+    def convert(text: str) -> Any:
+        try:
+            return parse_value(tp, text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    return convert
 
 
 def check_keys(cls: type, keys: typing.Iterable[str], what: str = "option") -> None:
@@ -139,13 +169,7 @@ def build(cls: type, *layers: dict[str, Any]) -> Any:
         check_keys(cls, layer)
         values.update(layer)
     types_ = _field_types(cls)
-    for key, value in values.items():
-        if isinstance(value, list):  # from JSON
-            values[key] = tuple(value)
-        elif isinstance(value, str) and types_[key] is not str and typing.get_origin(
-            _unwrap_optional(types_[key])[0]
-        ) is not Literal:
-            values[key] = parse_value(types_[key], value, key)
+    values = {key: coerce(types_[key], value, key) for key, value in values.items()}
     return cls(**values)
 
 

@@ -1,0 +1,94 @@
+"""Unit tests of the shared machinery: spaces, replay buffer, environment pool, checkpoints."""
+
+import os
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+from gymlab.core.buffers import ReplayBuffer
+from gymlab.core.envs import EnvPool, check_env_id
+from gymlab.core.errors import CheckpointError, UnsupportedSpaceError, UserError
+from gymlab.core.evaluation import Evaluator
+from gymlab.core.run import load_checkpoint, save_checkpoint
+from gymlab.core.spaces import ObservationEncoder, discrete_branches
+
+
+def test_encoder_one_hot_and_dict():
+    space = gym.spaces.Dict({"b": gym.spaces.Box(-1, 1, (2,)), "d": gym.spaces.Discrete(3),
+                             "m": gym.spaces.MultiDiscrete([2, 3])})
+    enc = ObservationEncoder(space)
+    assert enc.size == 2 + 3 + 5
+    out = enc({"b": np.array([0.5, -0.5]), "d": 2, "m": np.array([1, 0])})
+    np.testing.assert_array_equal(out, [0.5, -0.5, 0, 0, 1, 0, 1, 1, 0, 0])
+
+
+def test_unsupported_spaces_are_clear():
+    with pytest.raises(UnsupportedSpaceError, match="not supported"):
+        ObservationEncoder(gym.spaces.Tuple([gym.spaces.Discrete(2)]))
+    with pytest.raises(TypeError, match="Discrete or MultiDiscrete"):
+        discrete_branches(gym.spaces.Box(-1, 1, (1,)), "DQN")
+    assert discrete_branches(gym.spaces.MultiDiscrete([3, 2]), "DQN") == (3, 2)
+
+
+def test_unknown_env_suggests_close_ids():
+    with pytest.raises(UserError, match="did you mean CartPole-v1"):
+        check_env_id("CartPol-v1")
+
+
+def test_replay_buffer_wraps_and_round_trips():
+    buf = ReplayBuffer(5, 2, 1, seed=0)
+    for i in range(7):
+        buf.add(np.full((1, 2), i, np.float32), np.array([[i % 2]]), np.array([i], np.float32),
+                np.full((1, 2), i + 1, np.float32), np.array([0.0], np.float32))
+    assert buf.size == 5 and buf.pos == 2
+    assert sorted(buf.rewards.tolist()) == [2, 3, 4, 5, 6]
+    copy = ReplayBuffer(5, 2, 1, seed=99)
+    copy.load_state_dict(buf.state_dict())
+    for a, b in zip(buf.sample(8), copy.sample(8)):
+        assert torch.equal(a, b)
+
+
+def test_env_pool_replay_restores_exact_state():
+    pool = EnvPool("CartPole-v1", 2, seed=3)
+    pool.reset()
+    for _ in range(37):
+        pool.step(np.array([0, 1]))
+    saved = pool.state_dict()
+    after = [pool.step(np.array([1, 0]))[0] for _ in range(5)]
+    fresh = EnvPool("CartPole-v1", 2, seed=123)
+    fresh.reset()
+    fresh.load_state_dict(saved)
+    again = [fresh.step(np.array([1, 0]))[0] for _ in range(5)]
+    for a, b in zip(after, again):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_evaluator_is_deterministic_and_runs_every_episode():
+    ev = Evaluator("CartPole-v1", 4, seed=7)
+    first = ev(lambda obs: (obs[:, 2] > 0).astype(np.int64))
+    second = ev(lambda obs: (obs[:, 2] > 0).astype(np.int64))
+    assert len(first.returns) == 4 and (first.lengths > 0).all()
+    np.testing.assert_array_equal(first.returns, second.returns)
+
+
+def test_checkpoint_errors(tmp_path):
+    path = tmp_path / "c.pt"
+    save_checkpoint(path, "dqn", {"step": 3})
+    assert load_checkpoint(path, "dqn")["step"] == 3
+    assert not list(tmp_path.glob("*.tmp"))  # written through a temp file, then renamed
+    with pytest.raises(CheckpointError, match="not ppo|is a dqn checkpoint"):
+        load_checkpoint(path, "ppo")
+    data = path.read_bytes()
+    (tmp_path / "cut.pt").write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match="truncated or corrupt"):
+        load_checkpoint(tmp_path / "cut.pt")
+    (tmp_path / "junk.pt").write_bytes(os.urandom(300))
+    with pytest.raises(CheckpointError):
+        load_checkpoint(tmp_path / "junk.pt")
+    with pytest.raises(CheckpointError, match="no checkpoint"):
+        load_checkpoint(tmp_path / "missing.pt")
+    torch.save({"weights": 1}, tmp_path / "foreign.pt")
+    with pytest.raises(CheckpointError, match="not a gymlab checkpoint"):
+        load_checkpoint(tmp_path / "foreign.pt")
