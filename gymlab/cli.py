@@ -78,7 +78,8 @@ def _add_resume_flags(parser: argparse.ArgumentParser) -> None:
     from gymlab.core.config import add_arguments
     from gymlab.core.run import RunConfig
 
-    add_arguments(parser, RunConfig, "with --resume", only=RESUMABLE_OVERRIDES)
+    # all run options, so that changing one a resumed run must keep gets a clear refusal
+    add_arguments(parser, RunConfig, f"with --resume (only {', '.join(sorted(RESUMABLE_OVERRIDES))})")
 
 
 def _add_checkpoint_args(parser: argparse.ArgumentParser) -> None:
@@ -145,6 +146,8 @@ def _load_agent(args: argparse.Namespace) -> Any:
     from gymlab.core.run import RunDir, load_checkpoint
 
     path = Path(args.run)
+    if not path.exists():
+        raise UserError(f"{path} does not exist")
     if path.is_dir():
         run = RunDir.open(path)
         file = run.checkpoint(args.checkpoint)
