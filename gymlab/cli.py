@@ -79,7 +79,8 @@ def _add_resume_flags(parser: argparse.ArgumentParser) -> None:
     from gymlab.core.run import RunConfig
 
     # all run options, so that changing one a resumed run must keep gets a clear refusal
-    add_arguments(parser, RunConfig, f"with --resume (only {', '.join(sorted(RESUMABLE_OVERRIDES))})")
+    allowed = ", ".join(sorted(RESUMABLE_OVERRIDES))
+    add_arguments(parser, RunConfig, f"with --resume (only {allowed})")
 
 
 def _add_checkpoint_args(parser: argparse.ArgumentParser) -> None:

@@ -1,11 +1,9 @@
 """Smoke tests of every CLI command on tiny budgets, and one-line errors for bad input."""
 
-import os
 import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 

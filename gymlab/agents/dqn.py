@@ -77,7 +77,8 @@ class DQNConfig:
                      "gradient_steps", "num_envs"):
             require(getattr(self, name) > 0, f"{name} must be positive, got {getattr(self, name)}")
         require(self.learning_rate > 0, f"learning_rate must be positive, got {self.learning_rate}")
-        require(self.learning_starts >= 0, f"learning_starts must be >= 0, got {self.learning_starts}")
+        require(self.learning_starts >= 0,
+                f"learning_starts must be >= 0, got {self.learning_starts}")
         require(0 <= self.gamma <= 1, f"gamma must be in [0, 1], got {self.gamma}")
         require(0 < self.tau <= 1, f"tau must be in (0, 1], got {self.tau}")
         require(0 <= self.exploration_fraction <= 1,
@@ -181,9 +182,9 @@ class DQN(Agent):
                 self._update_target()
 
             if session.log_due(self.step):
+                lr = self.optimizer.param_groups[0]["lr"]
                 session.log(self.step, {"train/loss": loss, "train/q_mean": q_mean,
-                                        "train/epsilon": epsilon,
-                                        "train/learning_rate": self.optimizer.param_groups[0]["lr"]})
+                                        "train/epsilon": epsilon, "train/learning_rate": lr})
             session.on_step(self.step)
 
     def _update(self, obs: torch.Tensor, actions: torch.Tensor, rewards: torch.Tensor,

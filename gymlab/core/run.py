@@ -185,7 +185,8 @@ def load_checkpoint(path: str | Path, algo: str | None = None) -> dict[str, Any]
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CheckpointError(f"checkpoint {path} is truncated or corrupt ({first})") from None
     except Exception as exc:  # the weights-only unpickler raises a bare UnpicklingError
-        raise CheckpointError(f"checkpoint {path} cannot be read safely ({type(exc).__name__})") from None
+        raise CheckpointError(
+            f"checkpoint {path} cannot be read safely ({type(exc).__name__})") from None
     if not isinstance(data, dict) or data.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{path} is not a gymlab checkpoint")
     if algo is not None and data["algo"] != algo:

@@ -121,7 +121,8 @@ class TrainingSession:
         suppress = False
         if exc_type is NonFiniteLoss:
             self.outcome, suppress = "diverged", True
-            self.message = f"stopped at step {self.agent.step}: {exc}; kept the last good checkpoint"
+            self.message = (f"stopped at step {self.agent.step}: {exc}; "
+                            "kept the last good checkpoint")
         elif exc_type is None:
             if self.interrupt.requested:
                 self.outcome = "interrupted"
