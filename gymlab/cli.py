@@ -199,3 +199,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UserError as exc:
         print(f"gymlab: error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
+    except OSError as exc:  # disk full, permissions: not a bug of ours, so no traceback
+        print(f"gymlab: error: {exc}", file=sys.stderr)
+        return 1

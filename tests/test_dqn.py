@@ -114,3 +114,23 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, quick, caps
     assert last["step"] == 1_500  # the evaluation before the NaNs
     assert all(torch.isfinite(t).all() for t in last["weights"]["q_net"].values())
     assert not math.isnan(float(last["state"]["session"]["best_eval"]))
+
+
+def test_parallel_envs_count_every_step_and_resume_exactly(tmp_path, quick, monkeypatch):
+    cfg = {**quick, **SMALL, "num_envs": 3, "logdir": str(tmp_path)}
+    straight = DQN("CartPole-v1", seed=4, **cfg).learn(1_500)
+    assert straight.step == 1_500 and straight.buffer.size == 1_500
+
+    on_step = TrainingSession.on_step
+
+    def interrupt_at(session, step):
+        on_step(session, step)
+        if step == 999:
+            session.interrupt.signal = signal.SIGTERM
+
+    monkeypatch.setattr(TrainingSession, "on_step", interrupt_at)
+    first = DQN("CartPole-v1", seed=4, **cfg).learn(1_500)
+    assert first.exit_code == 143
+    monkeypatch.setattr(TrainingSession, "on_step", on_step)
+    resumed = DQN.resume(first.run.path).learn()
+    assert all(torch.equal(x, y) for x, y in zip(weights(straight), weights(resumed)))

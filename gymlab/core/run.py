@@ -126,7 +126,10 @@ class RunDir:
         while path.exists():
             n += 1
             path = base / f"{name}-{n}"
-        (path / "checkpoints").mkdir(parents=True)
+        try:
+            (path / "checkpoints").mkdir(parents=True)
+        except OSError as exc:
+            raise UserError(f"cannot create the run directory {path}: {exc.strerror}") from None
         record = {
             "algo": algo,
             **config,

@@ -33,8 +33,6 @@ class TrainingSession:
         self.run = run
         self.logger = Logger(run, resume_step)
         start = agent.step
-        self.progress = Progress(self.cfg.total_steps, start, f"{agent.algo} {self.cfg.env}",
-                                 self.cfg.progress, sys.stderr)
         self.evaluator = (
             Evaluator(self.cfg.env, self.cfg.eval_episodes, self.cfg.seed + 1_000_000)
             if self.cfg.eval_every > 0 else None
@@ -113,6 +111,8 @@ class TrainingSession:
         self.interrupt.__enter__()
         if self.run is not None:
             print(f"run directory: {self.run.path}", file=sys.stderr)
+        self.progress = Progress(self.cfg.total_steps, self.agent.step,
+                                 f"{self.agent.algo} {self.cfg.env}", self.cfg.progress, sys.stderr)
         return self
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
