@@ -41,7 +41,11 @@ def build_parser(argv: Sequence[str]) -> Parser:
     algos = train.add_subparsers(dest="algo", metavar="ALGO")
     chosen = argv[1] if len(argv) > 1 and argv[0] == "train" else None
     for name, (_, summary) in ALGORITHMS.items():
-        sub = algos.add_parser(name, help=summary, description=summary)
+        sub = algos.add_parser(
+            name, help=summary,
+            description=f"{summary}. The defaults shown are the config's; for environments "
+            "in the tuned table (gymlab/hyperparams.py) its values come first. config.json "
+            "records what a run used.")
         sub.add_argument("--resume", metavar="RUN_DIR", default=argparse.SUPPRESS,
                          help="continue the run in RUN_DIR from its checkpoints/last.pt")
         if name == chosen:
