@@ -20,7 +20,7 @@ from gymlab.core.run import (
     seed_everything,
     set_rng_states,
 )
-from gymlab.core.session import TrainingSession
+from gymlab.core.session import EvalCallback, TrainingSession
 from gymlab.hyperparams import tuned
 
 
@@ -94,19 +94,20 @@ class Agent(ABC):
         """Restore from `_weights()` and, when present, `_training_state()`."""
 
     # -- running ------------------------------------------------------------------------------
-    def learn(self, total_steps: int | None = None) -> Agent:
+    def learn(self, total_steps: int | None = None, on_eval: EvalCallback | None = None) -> Agent:
         """Train until the run has taken `total_steps` environment steps in all (default: the
-        config's), an evaluation reaches `stop_reward`, or Ctrl-C. Returns self; `outcome`
-        says how it ended."""
+        config's), an evaluation reaches `stop_reward`, `on_eval` returns True, or Ctrl-C.
+        Returns self; `outcome` says how it ended, `session_state` holds best_eval,
+        last_eval and solved_step."""
         if total_steps is not None:
             self.run_config = dataclasses.replace(self.run_config, total_steps=total_steps)
         if self.run is None and self.run_config.logdir is not None:
             self.run = RunDir.create(self.run_config.logdir, self.algo, self.run_config.env,
                                      self.config_dict())
-        with TrainingSession(self, self.run, self._resume_step) as session:
+        with TrainingSession(self, self.run, self._resume_step, on_eval) as session:
             self._learn(session)
         self.outcome, self._resume_step = session.outcome, None
-        self.exit_code = {"completed": 0, "solved": 0, "diverged": 1}.get(
+        self.exit_code = {"completed": 0, "solved": 0, "stopped": 0, "diverged": 1}.get(
             session.outcome, session.interrupt.exit_code)
         return self
 

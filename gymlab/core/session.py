@@ -10,6 +10,7 @@ from __future__ import annotations
 import shlex
 import sys
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
 
 from gymlab.core.evaluation import EvalResult, Evaluator
@@ -19,7 +20,11 @@ from gymlab.core.run import GracefulInterrupt, RunDir, save_checkpoint
 if TYPE_CHECKING:
     from gymlab.agents.base import Agent
 
-Outcome = Literal["running", "completed", "solved", "interrupted", "diverged"]
+Outcome = Literal["running", "completed", "solved", "stopped", "interrupted", "diverged"]
+
+EvalCallback = Callable[[int, EvalResult], "bool | None"]
+"""Called after each evaluation with (step, result); returning True stops the run
+("stopped"), as a hyperparameter search's early-stopping scheduler needs."""
 
 
 class NonFiniteLoss(ArithmeticError):
@@ -27,8 +32,10 @@ class NonFiniteLoss(ArithmeticError):
 
 
 class TrainingSession:
-    def __init__(self, agent: Agent, run: RunDir | None, resume_step: int | None = None) -> None:
+    def __init__(self, agent: Agent, run: RunDir | None, resume_step: int | None = None,
+                 on_eval: EvalCallback | None = None) -> None:
         self.agent = agent
+        self.on_eval = on_eval
         self.cfg = agent.run_config
         self.run = run
         self.logger = Logger(run, resume_step)
@@ -45,6 +52,7 @@ class TrainingSession:
         self.next_log: int = state.get("next_log", self.cfg.log_every)
         self.best_eval: float = state.get("best_eval", float("-inf"))
         self.last_eval: EvalResult | None = None
+        self.solved_step: int | None = state.get("solved_step")
         self._clock = (time.perf_counter(), start)
 
     # -- used by the algorithms -------------------------------------------------------------
@@ -92,12 +100,17 @@ class TrainingSession:
         if stop_reward is not None and result.mean >= stop_reward:
             self.outcome = "solved"
             self.message = f"solved at step {step}: evaluation {result} >= {stop_reward:g}"
+            self.solved_step = step
+        if self.on_eval is not None and self.on_eval(step, result) and self.outcome == "running":
+            self.outcome = "stopped"
+            self.message = f"stopped at step {step} by the evaluation callback"
         self.save_last()
         return result
 
     def state(self) -> dict[str, Any]:
         return {"next_eval": self.next_eval, "next_log": self.next_log,
-                "best_eval": self.best_eval}
+                "best_eval": self.best_eval, "solved_step": self.solved_step,
+                "last_eval": self.last_eval.mean if self.last_eval else None}
 
     def save_last(self) -> None:
         if self.run is not None:
