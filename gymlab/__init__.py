@@ -8,14 +8,15 @@ __version__ = "0.1.0"
 
 if TYPE_CHECKING:
     from gymlab.agents.dqn import DQN
+    from gymlab.agents.ppo import PPO
 
-__all__ = ["DQN", "__version__"]
+__all__ = ["DQN", "PPO", "__version__"]
 
 
 def __getattr__(name: str) -> Any:
     # Agents import torch; loading them lazily keeps `import gymlab` and `gymlab --help` fast.
-    if name == "DQN":
-        from gymlab.agents.dqn import DQN
+    if name in __all__[:-1]:
+        from gymlab.agents import algorithm
 
-        return DQN
+        return algorithm(name.lower())
     raise AttributeError(f"module 'gymlab' has no attribute {name!r}")

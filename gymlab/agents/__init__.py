@@ -2,6 +2,7 @@
 
 ALGORITHMS: dict[str, tuple[str, str]] = {
     "dqn": ("gymlab.agents.dqn:DQN", "Deep Q-Network (Discrete and MultiDiscrete actions)"),
+    "ppo": ("gymlab.agents.ppo:PPO", "Proximal Policy Optimization (Discrete, MultiDiscrete, Box)"),
 }
 """name -> (import path, one-line description); modules load only when used."""
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import sys
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any, ClassVar
@@ -21,6 +22,7 @@ from gymlab.core.run import (
     set_rng_states,
 )
 from gymlab.core.session import EvalCallback, TrainingSession
+from gymlab.core.video import check_recordable
 from gymlab.hyperparams import tuned
 
 
@@ -101,15 +103,31 @@ class Agent(ABC):
         last_eval and solved_step."""
         if total_steps is not None:
             self.run_config = dataclasses.replace(self.run_config, total_steps=total_steps)
+        videos = self.run_config.video == "before-after" and self.run_config.logdir is not None
+        if videos:
+            check_recordable(self.run_config.env)  # before anything is written
         if self.run is None and self.run_config.logdir is not None:
             self.run = RunDir.create(self.run_config.logdir, self.algo, self.run_config.env,
                                      self.config_dict())
+        if videos and self.step == 0:
+            self._record(self, "before")
         with TrainingSession(self, self.run, self._resume_step, on_eval) as session:
             self._learn(session)
         self.outcome, self._resume_step = session.outcome, None
         self.exit_code = {"completed": 0, "solved": 0, "stopped": 0, "diverged": 1}.get(
             session.outcome, session.interrupt.exit_code)
+        if videos and self.outcome in ("completed", "solved", "stopped"):
+            best = self.run.checkpoint("best")  # type: ignore[union-attr]
+            self._record(type(self).load(best) if best.exists() else self, "after")
         return self
+
+    def _record(self, agent: Agent, name: str) -> None:
+        from gymlab.core.video import record_video
+
+        path = self.run.path / "videos" / f"{name}.mp4"  # type: ignore[union-attr]
+        seed = self.run_config.seed + 3_000_000  # the same start state before and after
+        frames = record_video(agent.act, self.run_config.env, path, episodes=1, seed=seed)
+        print(f"wrote {path} ({frames} frames)", file=sys.stderr)
 
     def evaluate(self, episodes: int = 10, seed: int | None = None) -> EvalResult:
         """Mean and std return of the deterministic policy over fresh seeded episodes."""

@@ -12,7 +12,7 @@ import time
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -47,6 +47,9 @@ class RunConfig:
     """torch threads in this process (one is fastest for small networks on a shared CPU)."""
     progress: bool = True
     """Show a live progress bar (plain periodic lines when not on a terminal)."""
+    video: Literal["none", "before-after"] = "none"
+    """before-after: write videos/before.mp4 (the untrained policy) and videos/after.mp4 (the
+    best checkpoint), one episode each."""
 
     def __post_init__(self) -> None:
         require(self.total_steps > 0, f"total_steps must be positive, got {self.total_steps}")

@@ -13,7 +13,12 @@ from gymlab.core.envs import make_env
 from gymlab.core.errors import UserError
 
 
-def check_renderable(env_id: str) -> None:
+def check_recordable(env_id: str) -> None:
+    """Raise a UserError unless `env_id` renders rgb_array and the video extra is installed."""
+    try:
+        import imageio_ffmpeg  # noqa: F401
+    except ImportError:
+        raise UserError("recording needs the video extra: pip install 'gymlab[video]'") from None
     env = make_env(env_id)
     modes = env.metadata.get("render_modes", [])
     env.close()
@@ -26,11 +31,9 @@ def record_video(act: Callable[[Any], Any], env_id: str, path: str | Path, episo
                  seed: int = 0) -> int:
     """Write `episodes` episodes of `act` (raw observation -> action) to an MP4 at `path`.
     Returns the number of frames (each episode: its first frame plus one per step)."""
-    try:
-        import imageio_ffmpeg
-    except ImportError:
-        raise UserError("recording needs the video extra: pip install 'gymlab[video]'") from None
-    check_renderable(env_id)
+    check_recordable(env_id)
+    import imageio_ffmpeg
+
     path = Path(path)
     if path.suffix.lower() != ".mp4":
         raise UserError(f"the video file must end in .mp4, got {path.name}")
