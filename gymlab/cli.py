@@ -177,10 +177,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_record(args: argparse.Namespace) -> int:
-    from gymlab.core.video import check_renderable, record_video
+    from gymlab.core.video import check_recordable, record_video
 
     agent, path = _load_agent(args)
-    check_renderable(agent.run_config.env)
+    check_recordable(agent.run_config.env)
     seed = agent.run_config.seed + 2_000_000 if args.seed is None else args.seed
     frames = record_video(agent.act, agent.run_config.env, args.out, args.episodes, seed)
     print(f"wrote {args.out}: {frames} frames, {args.episodes} episode(s) of {path}")
