@@ -211,3 +211,39 @@ def test_record_needs_rgb_array(capsys, tmp_path):
     assert code == 2 and "no rgb_array rendering" in err
     assert_one_line_error(err)
     assert not (tmp_path / "x.mp4").exists()
+
+
+def test_train_ppo_then_eval(tmp_path):
+    result = gymlab("train", "ppo", "--env", "Pendulum-v1", "--logdir", str(tmp_path),
+                    "--total-steps", "512", "--num-envs", "2", "--num-steps", "64",
+                    "--eval-every", "256", "--eval-episodes", "2", "--normalize-obs", "true",
+                    "--progress", "false")
+    assert result.returncode == 0, result.stderr
+    (run,) = tmp_path.iterdir()
+    result = gymlab("eval", str(run), "--episodes", "2")
+    assert result.returncode == 0 and "over 2 episodes" in result.stdout, result.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--num-minibatches", "0"], "num_minibatches must be positive"),
+    (["--env", "gymlab_test/Odd-v0"], "not supported"),
+    (["--video", "sideways"], "expected one of none, before-after"),
+])
+def test_ppo_bad_input(capsys, tmp_path, args, message):
+    import gymnasium as gym
+
+    from tests.envs import NaNRewardEnv
+
+    class TupleObs(NaNRewardEnv):
+        def __init__(self, render_mode=None):
+            super().__init__()
+            self.observation_space = gym.spaces.Tuple([gym.spaces.Discrete(2)])
+
+    gym.register("gymlab_test/Odd-v0", entry_point=TupleObs)
+    try:
+        code, _, err = run_main(capsys, "train", "ppo", *args, "--logdir", str(tmp_path))
+    finally:
+        del gym.registry["gymlab_test/Odd-v0"]
+    assert code == 2 and message in err
+    assert_one_line_error(err)
+    assert not any(tmp_path.iterdir())
