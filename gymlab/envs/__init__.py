@@ -1,1 +1,7 @@
 """gymnasium environments of gymlab, registered under the `gymlab/` namespace."""
+
+import gymnasium as gym
+
+if "gymlab/NAS-v0" not in gym.registry:
+    gym.register("gymlab/NAS-v0", entry_point="gymlab.envs.nas.env:NASEnv",
+                 max_episode_steps=300)

@@ -1,0 +1,1 @@
+"""The network-design environment: search space, builder, datasets, candidate training, env."""

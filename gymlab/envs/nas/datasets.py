@@ -1,0 +1,146 @@
+"""Image classification data for candidate training: digits (built in), CIFAR-10, npz.
+
+Data is normalised once (per-channel mean/std of the training split) and kept as float
+tensors, so candidates train without a data loader.
+"""
+
+from __future__ import annotations
+
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from gymlab.core.errors import UserError
+
+DATASETS = ("digits", "cifar10", "npz")
+
+
+@dataclass
+class Dataset:
+    name: str
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_valid: torch.Tensor
+    y_valid: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    num_classes: int
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        return tuple(self.x_train.shape[1:])  # type: ignore[return-value]
+
+    def to(self, device: str) -> Dataset:
+        for field in ("x_train", "y_train", "x_valid", "y_valid", "x_test", "y_test"):
+            setattr(self, field, getattr(self, field).to(device))
+        return self
+
+
+def load_dataset(name: str = "digits", data_dir: str | None = None, subset: int | None = None,
+                 split: tuple[float, float, float] = (0.7, 0.15, 0.15),
+                 seed: int = 42) -> Dataset:
+    """Load, shuffle with `seed`, keep the first `subset` examples, and split into
+    train/valid/test by the fractions of `split`."""
+    if name == "digits":
+        from sklearn.datasets import load_digits
+
+        digits = load_digits()
+        x, y = digits.images[:, None].astype(np.float32), digits.target.astype(np.int64)
+    elif name == "cifar10":
+        x, y = read_cifar10(data_dir)
+    elif name == "npz":
+        x, y = read_npz(data_dir)
+    else:
+        raise UserError(f"unknown dataset {name!r} (known: {', '.join(DATASETS)})")
+    if len(split) != 3 or any(f < 0 for f in split) or not 0.99 < sum(split) < 1.01 \
+            or split[0] <= 0 or split[1] <= 0:
+        raise UserError(f"split must be three fractions (train, valid, test) summing to 1, "
+                        f"with train and valid > 0; got {split}")
+    order = np.random.default_rng(seed).permutation(len(x))
+    if subset is not None:
+        if subset < 10:
+            raise UserError(f"subset must be at least 10 examples, got {subset}")
+        order = order[:subset]
+    x, y = x[order], y[order]
+    n_train = int(round(split[0] * len(x)))
+    n_valid = int(round(split[1] * len(x)))
+    if n_train == 0 or n_valid == 0:
+        raise UserError(f"{len(x)} examples are too few for the split {split}")
+    train, valid, test = slice(0, n_train), slice(n_train, n_train + n_valid), \
+        slice(n_train + n_valid, None)
+    mean = x[train].mean(axis=(0, 2, 3), keepdims=True)
+    std = x[train].std(axis=(0, 2, 3), keepdims=True) + 1e-6
+    x = (x - mean) / std
+    num_classes = int(y.max()) + 1
+
+    def t(a: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.ascontiguousarray(a))
+
+    return Dataset(name, t(x[train]), t(y[train]), t(x[valid]), t(y[valid]), t(x[test]),
+                   t(y[test]), num_classes)
+
+
+def read_cifar10(data_dir: str | None) -> tuple[np.ndarray, np.ndarray]:
+    """The python version of CIFAR-10 as distributed: cifar-10-batches-py/ with data_batch_1
+    to data_batch_5 and test_batch, each a pickled dict of b'data' [N, 3072] uint8 and
+    b'labels'. `data_dir` may point at that folder or at its parent."""
+    if data_dir is None:
+        raise UserError("cifar10 needs --data-dir pointing at cifar-10-batches-py/")
+    root = Path(data_dir)
+    if (root / "cifar-10-batches-py").is_dir():
+        root = root / "cifar-10-batches-py"
+    names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
+    missing = [n for n in names if not (root / n).is_file()]
+    if missing:
+        raise UserError(f"{root} is not a CIFAR-10 python archive: missing {', '.join(missing)} "
+                        "(expected data_batch_1..5 and test_batch)")
+    xs, ys = [], []
+    for n in names:
+        try:
+            with open(root / n, "rb") as f:
+                batch = pickle.load(f, encoding="bytes")
+            data = np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
+            labels = np.asarray(batch[b"labels"], dtype=np.int64)
+        except Exception as exc:
+            raise UserError(f"{root / n} is not a CIFAR-10 batch ({type(exc).__name__}: "
+                            f"{exc}); expected a pickled dict with b'data' and b'labels'") from None
+        if len(data) != len(labels):
+            raise UserError(f"{root / n}: {len(data)} images but {len(labels)} labels")
+        xs.append(data)
+        ys.append(labels)
+    y = np.concatenate(ys)
+    _check_labels(y, root, 10)
+    return np.concatenate(xs).astype(np.float32) / 255.0, y
+
+
+def read_npz(path: str | None) -> tuple[np.ndarray, np.ndarray]:
+    """Arrays `x` [N, C, H, W] or [N, H, W] and integer labels `y` [N] in 0..K-1."""
+    if path is None:
+        raise UserError("npz needs --data-dir pointing at a .npz file with arrays x and y")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            x, y = data["x"], data["y"]
+    except FileNotFoundError:
+        raise UserError(f"no such file: {path}") from None
+    except KeyError as exc:
+        raise UserError(f"{path} needs arrays 'x' and 'y' (missing {exc})") from None
+    except Exception as exc:
+        raise UserError(f"cannot read {path} as .npz: {exc}") from None
+    if x.ndim == 3:
+        x = x[:, None]
+    if x.ndim != 4 or y.ndim != 1 or len(x) != len(y):
+        raise UserError(f"{path}: expected x [N, C, H, W] or [N, H, W] and y [N], got "
+                        f"{x.shape} and {y.shape}")
+    if not np.issubdtype(y.dtype, np.integer):
+        raise UserError(f"{path}: labels y must be integers, got {y.dtype}")
+    _check_labels(y, Path(path), None)
+    return x.astype(np.float32), y.astype(np.int64)
+
+
+def _check_labels(y: np.ndarray, where: Path, num_classes: int | None) -> None:
+    top = num_classes if num_classes is not None else int(y.max()) + 1
+    if y.min() < 0 or y.max() >= top:
+        raise UserError(f"{where}: labels must lie in 0..{top - 1}, found {y.min()}..{y.max()}")

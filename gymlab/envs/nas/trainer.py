@@ -1,0 +1,140 @@
+"""Train one candidate network and record its learning curves."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+
+from gymlab.envs.nas.builder import build_network
+from gymlab.envs.nas.datasets import Dataset
+from gymlab.envs.nas.search_space import SearchSpace
+
+METRIC_CAP = 100.0
+"""Losses are clipped here, and NaN/inf become it, so one diverged candidate cannot blow up
+an observation or a reward."""
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    epochs: int = 6
+    """Epochs whose metrics are recorded."""
+    warmup_epochs: int = 1
+    """Epochs trained first whose metrics are skipped (first-epoch values are outliers)."""
+    lr: float = 1e-3
+    """Optimizer step size."""
+    batch_size: int = 32
+    """Examples per gradient step."""
+    optimizer: Literal["radam", "adam", "sgd"] = "radam"
+    """Candidate optimizer."""
+    criterion: Literal["cross_entropy", "mse"] = "cross_entropy"
+    """Loss: cross-entropy, or MSE on one-hot targets (the tutorial's)."""
+    max_params: int | None = None
+    """Candidates with more parameters fail without training (none: no cap)."""
+    max_train_seconds: float | None = None
+    """Training stops and the candidate fails past this many seconds (none: no cap)."""
+    seed: int = 0
+    """Seed of the weights' initialisation and of the minibatch order."""
+
+
+@dataclass
+class CandidateResult:
+    architecture: str
+    built: bool
+    reason: str = ""
+    params: int = 0
+    flops: int = 0
+    train_loss: list[float] = field(default_factory=list)
+    valid_loss: list[float] = field(default_factory=list)
+    valid_acc: list[float] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        """Built and trained to the end."""
+        return self.built and not self.reason
+
+    @property
+    def best_valid_acc(self) -> float:
+        return max(self.valid_acc) if self.valid_acc else 0.0
+
+
+def _cap(value: float) -> float:
+    return METRIC_CAP if not math.isfinite(value) else min(value, METRIC_CAP)
+
+
+def train_candidate(ids: Sequence[int], space: SearchSpace, data: Dataset,
+                    settings: TrainSettings) -> CandidateResult:
+    """Build the network of `ids`, train it, and record per-epoch train loss, valid loss and
+    valid accuracy (in %). Failures (not buildable, over a cap, out of memory) come back as a
+    result with `reason` set, never as an exception."""
+    torch.manual_seed(settings.seed)
+    build = build_network(ids, space, data.input_shape, data.num_classes)
+    result = CandidateResult(space.describe(ids), build.built, build.reason, build.params,
+                             build.flops)
+    if not build.built:
+        return result
+    if settings.max_params is not None and build.params > settings.max_params:
+        result.reason = f"{build.params} parameters exceed max_params={settings.max_params}"
+        return result
+    model = build.model.to(data.x_train.device)  # type: ignore[union-attr]
+    optimizers = {"radam": torch.optim.RAdam, "adam": torch.optim.Adam, "sgd": torch.optim.SGD}
+    optimizer = optimizers[settings.optimizer](model.parameters(), lr=settings.lr)
+    generator = torch.Generator().manual_seed(settings.seed)
+    start = time.perf_counter()
+    try:
+        for epoch in range(settings.warmup_epochs + settings.epochs):
+            train_loss = _train_epoch(model, optimizer, data, settings, generator)
+            if epoch < settings.warmup_epochs:
+                continue
+            valid_loss, valid_acc = _evaluate(model, data.x_valid, data.y_valid, data.num_classes,
+                                              settings.criterion)
+            result.train_loss.append(_cap(train_loss))
+            result.valid_loss.append(_cap(valid_loss))
+            result.valid_acc.append(valid_acc)
+            if (settings.max_train_seconds is not None
+                    and time.perf_counter() - start > settings.max_train_seconds):
+                result.reason = f"training exceeded max_train_seconds={settings.max_train_seconds}"
+                break
+    except (RuntimeError, MemoryError) as exc:  # e.g. out of memory on a huge candidate
+        result.reason = f"training failed: {type(exc).__name__}: {str(exc).splitlines()[0]}"
+    result.seconds = time.perf_counter() - start
+    return result
+
+
+def _loss(logits: torch.Tensor, y: torch.Tensor, num_classes: int, criterion: str) -> torch.Tensor:
+    if criterion == "mse":
+        return F.mse_loss(logits, F.one_hot(y, num_classes).float())
+    return F.cross_entropy(logits, y)
+
+
+def _train_epoch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, data: Dataset,
+                 settings: TrainSettings, generator: torch.Generator) -> float:
+    model.train()
+    order = torch.randperm(len(data.x_train), generator=generator).to(data.x_train.device)
+    total, count = 0.0, 0
+    for start in range(0, len(order), settings.batch_size):
+        idx = order[start : start + settings.batch_size]
+        loss = _loss(model(data.x_train[idx]), data.y_train[idx], data.num_classes,
+                     settings.criterion)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        total += loss.item() * len(idx)
+        count += len(idx)
+    return total / count
+
+
+def _evaluate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, num_classes: int,
+              criterion: str) -> tuple[float, float]:
+    model.eval()
+    with torch.no_grad():
+        logits = model(x)
+        loss = _loss(logits, y, num_classes, criterion).item()
+        accuracy = (logits.argmax(1) == y).float().mean().item() * 100.0
+    return loss, accuracy

@@ -1,0 +1,172 @@
+"""The network-design environment's pieces: search spaces, builder, datasets, training, env."""
+
+import json
+import pickle
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gymlab.core.errors import UserError
+from gymlab.envs.nas.builder import build_network
+from gymlab.envs.nas.datasets import load_dataset
+from gymlab.envs.nas.search_space import SPACES, load_space
+from gymlab.envs.nas.trainer import TrainSettings, train_candidate
+
+DEFAULT, TUTORIAL = SPACES["default"], SPACES["tutorial"]
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_dataset("digits")
+
+
+@settings(max_examples=60, deadline=None)
+@given(space=st.sampled_from([DEFAULT, TUTORIAL]),
+       ids=st.lists(st.integers(0, 8), min_size=1, max_size=6),
+       shape=st.sampled_from([(1, 8, 8), (3, 32, 32), (1, 5, 7)]))
+def test_every_list_builds_a_working_network_or_says_why(space, ids, shape):
+    result = build_network(ids, space, shape, num_classes=10)
+    if result.built:
+        with torch.no_grad():
+            out = result.model.eval()(torch.zeros(4, *shape))
+        assert out.shape == (4, 10)
+        assert result.params == sum(p.numel() for p in result.model.parameters())
+        assert result.flops > 0
+    else:
+        assert result.reason
+
+
+def test_padding_keeps_most_lists_buildable_on_digits():
+    rng = np.random.default_rng(0)
+    lists = rng.integers(0, 9, size=(300, 5))
+    built = {name: np.mean([build_network(ids, space, (1, 8, 8), 10).built for ids in lists])
+             for name, space in SPACES.items()}
+    assert built["default"] > 0.9 and built["tutorial"] < 0.6, built
+
+
+def test_not_built_reason_names_the_layer():
+    result = build_network([3, 3], TUTORIAL, (1, 8, 8), 10)
+    assert not result.built and "layer 1" in result.reason and "smaller than" in result.reason
+    assert "outside" in build_network([42], DEFAULT, (1, 8, 8), 10).reason
+
+
+def test_user_defined_spaces(tmp_path):
+    path = tmp_path / "space.json"
+    path.write_text(json.dumps([{"kind": "conv", "kernel": 3, "channels": 4, "padding": 1},
+                                {"kind": "maxpool", "kernel": 2}, {"kind": "none"}]))
+    space = load_space(str(path))
+    assert [c.name for c in space.choices] == ["conv3x3-4", "maxpool2", "none"]
+    assert space.describe([0, 2, 1]) == "conv3x3-4 > maxpool2"
+    assert space.canonical([2, 0, 1]) == space.canonical([0, 1, 2])
+    for bad, message in [([{"kind": "attention"}], "unknown layer type"),
+                         ([{"kind": "conv", "kernel": 3}], "channels >= 1"),
+                         ([{"kind": "conv", "kernel": 3, "channels": 2, "stride": 2}],
+                          "unknown argument"),
+                         ([], "non-empty list"), ([{"kernel": 3}], "needs a 'kind'")]:
+        with pytest.raises(UserError, match=message):
+            load_space(bad)
+    (tmp_path / "broken.json").write_text("[{")
+    with pytest.raises(UserError, match="cannot read search space"):
+        load_space(str(tmp_path / "broken.json"))
+    with pytest.raises(UserError, match="unknown search space"):
+        load_space("fancy")
+
+
+def test_digits_split_and_normalisation(digits):
+    assert digits.input_shape == (1, 8, 8) and digits.num_classes == 10
+    assert len(digits.x_train) + len(digits.x_valid) + len(digits.x_test) == 1797
+    assert abs(float(digits.x_train.mean())) < 1e-4
+    again = load_dataset("digits")
+    assert torch.equal(digits.x_valid, again.x_valid)  # the split is seeded
+
+
+def fake_cifar(root, n=20, broken=None):
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        if name == broken:
+            (folder / name).write_bytes(b"not a pickle")
+            continue
+        batch = {b"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8),
+                 b"labels": rng.integers(0, 10, n).tolist()}
+        with open(folder / name, "wb") as f:
+            pickle.dump(batch, f)
+    return folder
+
+
+def test_cifar10_standard_archive(tmp_path):
+    fake_cifar(tmp_path)
+    data = load_dataset("cifar10", str(tmp_path), subset=100, split=(0.8, 0.2, 0.0))
+    assert data.input_shape == (3, 32, 32)
+    assert len(data.x_train) == 80 and len(data.x_valid) == 20 and len(data.x_test) == 0
+
+
+@pytest.mark.parametrize("broken, message", [("data_batch_3", "is not a CIFAR-10 batch")])
+def test_cifar10_errors(tmp_path, broken, message):
+    fake_cifar(tmp_path, broken=broken)
+    with pytest.raises(UserError, match=message):
+        load_dataset("cifar10", str(tmp_path))
+    with pytest.raises(UserError, match="missing data_batch_1"):
+        load_dataset("cifar10", str(tmp_path / "elsewhere"))
+
+
+def test_npz_and_label_errors(tmp_path):
+    x = np.random.default_rng(0).normal(size=(40, 6, 6)).astype(np.float32)
+    np.savez(tmp_path / "ok.npz", x=x, y=np.arange(40) % 4)
+    data = load_dataset("npz", str(tmp_path / "ok.npz"))
+    assert data.input_shape == (1, 6, 6) and data.num_classes == 4
+    np.savez(tmp_path / "neg.npz", x=x, y=np.arange(40) % 4 - 1)
+    with pytest.raises(UserError, match="labels must lie in"):
+        load_dataset("npz", str(tmp_path / "neg.npz"))
+    np.savez(tmp_path / "nolabels.npz", x=x)
+    with pytest.raises(UserError, match="needs arrays 'x' and 'y'"):
+        load_dataset("npz", str(tmp_path / "nolabels.npz"))
+    with pytest.raises(UserError, match="unknown dataset"):
+        load_dataset("imagenet")
+
+
+def test_training_is_deterministic_and_learns(digits):
+    ids = [0, 6, 1, 6, 8]
+    a = train_candidate(ids, DEFAULT, digits, TrainSettings(epochs=3, optimizer="adam"))
+    b = train_candidate(ids, DEFAULT, digits, TrainSettings(epochs=3, optimizer="adam"))
+    assert a.ok and a.valid_loss == b.valid_loss and len(a.valid_acc) == 3
+    assert a.best_valid_acc > 80.0  # chance is 10%
+    capped = train_candidate(ids, DEFAULT, digits, TrainSettings(max_params=100))
+    assert not capped.ok and "max_params" in capped.reason
+
+
+def test_env_spaces_memory_and_checkers(digits):
+    from gymnasium.utils.env_checker import check_env
+
+    env = gym.make("gymlab/NAS-v0", dataset=digits, epochs=2, layers=3, memory=4)
+    check_env(env.unwrapped, skip_render_check=True)
+    obs, _ = env.reset(seed=0)
+    assert obs["metrics"].shape == (4, 2, 2) and obs["architectures"].shape == (4, 3)
+    obs, reward, _, _, info = env.step(np.array([0, 6, 8]))
+    assert info["built"] and reward == 1.0  # no previous network: just the build bonus
+    assert obs["architectures"][-1].tolist() == [0, 6, 8]
+    obs, _, _, _, _ = env.step(np.array([8, 6, 0]))  # a different net
+    assert env.unwrapped.last_cache_hit is False
+    env.step(np.array([0, 8, 6]))  # same layers as the first, other order of `none`
+    assert env.unwrapped.last_cache_hit is True
+
+
+def test_env_not_built_keeps_memory():
+    env = gym.make("gymlab/NAS-v0", space="tutorial", epochs=1, layers=3)
+    obs, _ = env.reset(seed=0)
+    obs2, reward, _, _, info = env.step(np.array([3, 3, 3]))
+    assert not info["built"] and reward == -1.0
+    assert np.array_equal(obs["architectures"], obs2["architectures"])
+
+
+def test_env_bad_arguments():
+    for kwargs, message in [({"layers": 0}, "layers must be positive"),
+                            ({"reward": "speed"}, "reward must be one of"),
+                            ({"metrics": ["f1"]}, "metrics must be some of")]:
+        with pytest.raises(UserError, match=message):
+            gym.make("gymlab/NAS-v0", **kwargs)
