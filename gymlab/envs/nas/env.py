@@ -36,8 +36,9 @@ class NASEnv(gym.Env):
 
     metadata = {"render_modes": ["ansi", "human"]}
 
-    def __init__(self, dataset: str | Dataset = "digits", space: str | SearchSpace | list = "default",
-                 layers: int = 5, memory: int = 10, epochs: int = 6,
+    def __init__(self, dataset: str | Dataset = "digits",
+                 space: str | SearchSpace | list = "default", layers: int = 5,
+                 memory: int = 10, epochs: int = 6,
                  metrics: Sequence[str] = ("train_loss", "valid_loss"),
                  reward: str = "improvement", reward_factors: Sequence[float] | None = None,
                  depth_factor: float = 0.0, failure_penalty: float = -1.0,
