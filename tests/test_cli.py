@@ -189,14 +189,14 @@ def test_corrupt_and_foreign_checkpoints(capsys, tmp_path, trained_run):
     assert code == 2 and "truncated or corrupt" in err
 
     data = torch.load(trained_run / "checkpoints" / "best.pt", weights_only=True)
-    data["algo"] = "ppo"
+    data["algo"] = "a2c"
     torch.save(data, run / "checkpoints" / "best.pt")
     from gymlab import DQN
 
-    with pytest.raises(ValueError, match="is a ppo checkpoint, not dqn"):
+    with pytest.raises(ValueError, match="is a a2c checkpoint, not dqn"):
         DQN.load(run / "checkpoints" / "best.pt")
     code, _, err = run_main(capsys, "eval", str(run))
-    assert code == 2 and "unknown algorithm 'ppo'" in err
+    assert code == 2 and "unknown algorithm 'a2c'" in err
 
 
 def test_record_needs_rgb_array(capsys, tmp_path):

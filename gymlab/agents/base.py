@@ -105,7 +105,7 @@ class Agent(ABC):
             self.run_config = dataclasses.replace(self.run_config, total_steps=total_steps)
         videos = self.run_config.video == "before-after" and self.run_config.logdir is not None
         if videos:
-            check_recordable(self.run_config.env)  # before anything is written
+            check_recordable(self.run_config.env, self.run_config.env_kwargs)  # before any file
         if self.run is None and self.run_config.logdir is not None:
             self.run = RunDir.create(self.run_config.logdir, self.algo, self.run_config.env,
                                      self.config_dict())
@@ -126,13 +126,14 @@ class Agent(ABC):
 
         path = self.run.path / "videos" / f"{name}.mp4"  # type: ignore[union-attr]
         seed = self.run_config.seed + 3_000_000  # the same start state before and after
-        frames = record_video(agent.act, self.run_config.env, path, episodes=1, seed=seed)
+        frames = record_video(agent.act, self.run_config.env, path, episodes=1, seed=seed,
+                              env_kwargs=self.run_config.env_kwargs)
         print(f"wrote {path} ({frames} frames)", file=sys.stderr)
 
     def evaluate(self, episodes: int = 10, seed: int | None = None) -> EvalResult:
         """Mean and std return of the deterministic policy over fresh seeded episodes."""
         seed = self.run_config.seed + 2_000_000 if seed is None else seed
-        evaluator = Evaluator(self.run_config.env, episodes, seed)
+        evaluator = Evaluator(self.run_config.env, episodes, seed, self.run_config.env_kwargs)
         try:
             return evaluator(self.batch_policy())
         finally:

@@ -103,7 +103,7 @@ class DQN(Agent):
 
     def _build(self) -> None:
         cfg, seed = self.config, self.run_config.seed
-        self.envs = EnvPool(self.run_config.env, cfg.num_envs, seed)
+        self.envs = EnvPool(self.run_config.env, cfg.num_envs, seed, self.run_config.env_kwargs)
         self.branches = discrete_branches(self.envs.action_space, "DQN")
         self.encoder = self.envs.encoder
         self.q_net = mlp(self.encoder.size, cfg.hidden_sizes, cfg.activation, sum(self.branches))

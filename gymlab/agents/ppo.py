@@ -100,7 +100,7 @@ class PPO(Agent):
 
     def _build(self) -> None:
         cfg, seed = self.config, self.run_config.seed
-        self.envs = EnvPool(self.run_config.env, cfg.num_envs, seed)
+        self.envs = EnvPool(self.run_config.env, cfg.num_envs, seed, self.run_config.env_kwargs)
         space = self.envs.action_space
         self.dist = action_distribution(space, "PPO")
         self.encoder = self.envs.encoder

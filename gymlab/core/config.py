@@ -11,6 +11,7 @@ import ast
 import dataclasses
 import difflib
 import inspect
+import json
 import textwrap
 import types
 import typing
@@ -71,11 +72,16 @@ def parse_value(tp: Any, text: str) -> Any:
                     "0": False, "false": False, "no": False, "off": False}[text.lower()]
         if inner in (int, float, str):
             return inner(text)
+        if origin is dict:
+            value = json.loads(text)
+            if not isinstance(value, dict):
+                raise ValueError(text)
+            return value
         if origin is tuple:
             item_type = typing.get_args(inner)[0]
             parts = [p for p in text.replace("[", "").replace("]", "").split(",") if p.strip()]
             return tuple(item_type(p.strip()) for p in parts)
-    except (ValueError, KeyError):
+    except (ValueError, KeyError):  # json.JSONDecodeError is a ValueError
         raise ValueError(f"expected {_type_name(tp)}, got {text!r}") from None
     raise TypeError(f"unsupported config field type {tp!r}")
 
@@ -103,6 +109,8 @@ def _type_name(tp: Any) -> str:
         name = "{" + ",".join(typing.get_args(inner)) + "}"
     elif origin is tuple:
         name = f"comma-separated {typing.get_args(inner)[0].__name__}s"
+    elif origin is dict:
+        name = "JSON object"
     else:
         name = getattr(inner, "__name__", str(inner))
     return f"{name} or none" if optional else name
@@ -131,7 +139,10 @@ def add_arguments(parser: argparse.ArgumentParser, cls: type, title: str,
             continue
         tp = types_[field.name]
         default = field.default
-        shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
+        if default is dataclasses.MISSING and field.default_factory is not dataclasses.MISSING:
+            default = field.default_factory()
+        shown = (",".join(map(str, default)) if isinstance(default, tuple)
+                 else json.dumps(default) if isinstance(default, dict) else default)
         group.add_argument(
             f"--{flag(field.name)}",
             dest=field.name,

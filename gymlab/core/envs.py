@@ -25,13 +25,19 @@ def check_env_id(env_id: str) -> None:
     raise UserError(f"unknown environment id {env_id!r}{hint}")
 
 
-def make_env(env_id: str, render_mode: str | None = None) -> gym.Env:
-    """gym.make with one-line errors for unknown ids and missing optional dependencies."""
+def make_env(env_id: str, render_mode: str | None = None,
+             kwargs: dict[str, Any] | None = None) -> gym.Env:
+    """gym.make with one-line errors for unknown ids, bad keyword arguments and missing
+    optional dependencies."""
     check_env_id(env_id)
     try:
-        return gym.make(env_id, render_mode=render_mode)
+        return gym.make(env_id, render_mode=render_mode, **(kwargs or {}))
     except gym.error.DependencyNotInstalled as exc:
         raise UserError(f"{env_id} needs an optional dependency: {exc}") from None
+    except TypeError as exc:
+        if "argument" not in str(exc):
+            raise
+        raise UserError(f"{env_id}: {exc}") from None
 
 
 class EnvPool:
@@ -43,8 +49,9 @@ class EnvPool:
     environment, without pickling it: this is what makes a resumed run continue exactly.
     """
 
-    def __init__(self, env_id: str, num_envs: int, seed: int) -> None:
-        self.envs = [make_env(env_id) for _ in range(num_envs)]
+    def __init__(self, env_id: str, num_envs: int, seed: int,
+                 env_kwargs: dict[str, Any] | None = None) -> None:
+        self.envs = [make_env(env_id, kwargs=env_kwargs) for _ in range(num_envs)]
         self.encoder = ObservationEncoder(self.envs[0].observation_space)
         self.rng = np.random.default_rng(seed)
         self.num_envs = num_envs

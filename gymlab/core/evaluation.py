@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -36,8 +37,9 @@ class Evaluator:
     passes over the episodes still running. Episode i is always seeded `seed + i`, so every
     evaluation of a run sees the same start states and results are comparable."""
 
-    def __init__(self, env_id: str, episodes: int, seed: int) -> None:
-        self.envs = [make_env(env_id) for _ in range(episodes)]
+    def __init__(self, env_id: str, episodes: int, seed: int,
+                 env_kwargs: dict[str, Any] | None = None) -> None:
+        self.envs = [make_env(env_id, kwargs=env_kwargs) for _ in range(episodes)]
         self.encoder = ObservationEncoder(self.envs[0].observation_space)
         self.seed = seed
 

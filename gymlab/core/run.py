@@ -10,7 +10,7 @@ import signal
 import sys
 import time
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -29,6 +29,8 @@ class RunConfig:
 
     env: str = "CartPole-v1"
     """gymnasium environment id."""
+    env_kwargs: dict[str, Any] = field(default_factory=dict)
+    """Keyword arguments for the environment's constructor, as a JSON object."""
     seed: int = 0
     """Seed of every random generator of the run (same seed and config: same numbers)."""
     total_steps: int = 100_000

@@ -41,7 +41,8 @@ class TrainingSession:
         self.logger = Logger(run, resume_step)
         start = agent.step
         self.evaluator = (
-            Evaluator(self.cfg.env, self.cfg.eval_episodes, self.cfg.seed + 1_000_000)
+            Evaluator(self.cfg.env, self.cfg.eval_episodes, self.cfg.seed + 1_000_000,
+                      self.cfg.env_kwargs)
             if self.cfg.eval_every > 0 else None
         )
         self.interrupt = GracefulInterrupt()

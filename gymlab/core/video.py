@@ -13,13 +13,13 @@ from gymlab.core.envs import make_env
 from gymlab.core.errors import UserError
 
 
-def check_recordable(env_id: str) -> None:
+def check_recordable(env_id: str, env_kwargs: dict[str, Any] | None = None) -> None:
     """Raise a UserError unless `env_id` renders rgb_array and the video extra is installed."""
     try:
         import imageio_ffmpeg  # noqa: F401
     except ImportError:
         raise UserError("recording needs the video extra: pip install 'gymlab[video]'") from None
-    env = make_env(env_id)
+    env = make_env(env_id, kwargs=env_kwargs)
     modes = env.metadata.get("render_modes", [])
     env.close()
     if "rgb_array" not in modes:
@@ -28,10 +28,10 @@ def check_recordable(env_id: str) -> None:
 
 
 def record_video(act: Callable[[Any], Any], env_id: str, path: str | Path, episodes: int = 1,
-                 seed: int = 0) -> int:
+                 seed: int = 0, env_kwargs: dict[str, Any] | None = None) -> int:
     """Write `episodes` episodes of `act` (raw observation -> action) to an MP4 at `path`.
     Returns the number of frames (each episode: its first frame plus one per step)."""
-    check_recordable(env_id)
+    check_recordable(env_id, env_kwargs)
     import imageio_ffmpeg
 
     path = Path(path)
@@ -44,7 +44,7 @@ def record_video(act: Callable[[Any], Any], env_id: str, path: str | Path, episo
     # and a sound server and complains on headless machines
     os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
     os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
-    env = make_env(env_id, render_mode="rgb_array")
+    env = make_env(env_id, render_mode="rgb_array", kwargs=env_kwargs)
     fps = int(env.metadata.get("render_fps") or 30)
     tmp = path.with_name(path.stem + ".tmp.mp4")
     writer = None
