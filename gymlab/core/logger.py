@@ -14,8 +14,9 @@ from gymlab.core.run import RunDir, atomic_write_text
 class Progress:
     """A tqdm bar on a terminal; otherwise a plain line at every tenth of the run."""
 
-    def __init__(self, total: int, start: int, desc: str, enabled: bool, stream: TextIO) -> None:
-        self.total, self.desc, self.stream = total, desc, stream
+    def __init__(self, total: int, start: int, desc: str, enabled: bool, stream: TextIO,
+                 unit: str = "step") -> None:
+        self.total, self.desc, self.stream, self.unit = total, desc, stream, unit
         self.enabled = enabled
         self.postfix: dict[str, str] = {}
         self.bar = None
@@ -24,7 +25,7 @@ class Progress:
         if enabled and stream.isatty():
             from tqdm import tqdm
 
-            self.bar = tqdm(total=total, initial=start, desc=desc, unit="step", file=stream,
+            self.bar = tqdm(total=total, initial=start, desc=desc, unit=unit, file=stream,
                             dynamic_ncols=True, smoothing=0.1, mininterval=0.25)
 
     def set(self, **values: Any) -> None:
@@ -44,8 +45,8 @@ class Progress:
         elapsed = time.perf_counter() - self.start_time
         rate = (step - self.start_step) / elapsed if elapsed > 0 else 0.0
         extra = " ".join(f"{k}={v}" for k, v in self.postfix.items())
-        print(f"{self.desc} {step}/{self.total} steps ({rate:.0f} steps/s) {extra}".rstrip(),
-              file=self.stream, flush=True)
+        print(f"{self.desc} {step}/{self.total} {self.unit}s ({rate:.3g} {self.unit}s/s) "
+              f"{extra}".rstrip(), file=self.stream, flush=True)
 
     def close(self) -> None:
         if self.bar is not None:

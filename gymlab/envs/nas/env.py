@@ -3,7 +3,7 @@ trains it, and answers with the recent architectures and their learning curves."
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import gymnasium as gym
@@ -43,7 +43,8 @@ class NASEnv(gym.Env):
                  reward: str = "improvement", reward_factors: Sequence[float] | None = None,
                  depth_factor: float = 0.0, failure_penalty: float = -1.0,
                  baseline: bool = False, data_dir: str | None = None, subset: int | None = None,
-                 train: TrainSettings | None = None, render_mode: str | None = None) -> None:
+                 train: TrainSettings | dict | None = None,
+                 render_mode: str | None = None) -> None:
         if layers <= 0:
             raise UserError(f"layers must be positive, got {layers}")
         if memory <= 0:
@@ -68,6 +69,11 @@ class NASEnv(gym.Env):
             -1.0 if m == "valid_acc" else 1.0 for m in self.metrics)
         self.depth_factor, self.failure_penalty, self.baseline = (depth_factor, failure_penalty,
                                                                   baseline)
+        if isinstance(train, dict):  # from JSON (a run's env_kwargs)
+            try:
+                train = TrainSettings(**train)
+            except TypeError as exc:
+                raise UserError(f"train settings: {exc}") from None
         self.settings = train or TrainSettings(epochs=epochs)
         if self.settings.epochs != epochs:
             self.settings = TrainSettings(**{**self.settings.__dict__, "epochs": epochs})
@@ -84,6 +90,9 @@ class NASEnv(gym.Env):
         # info for the same seed and actions, and a repeated step is a cache hit.
         self.stats = {"candidates": 0, "cache_hits": 0, "failures": 0, "train_seconds": 0.0}
         self.last_cache_hit = False
+        self.on_candidate: Callable[[list[int], CandidateResult, bool, float], None] | None = None
+        """Called after every step with (ids, result, cache hit, reward): how a search
+        driving this env from outside (an RL agent's loop) reports progress."""
         self._reset_memory()
         self.last: CandidateResult | None = None
 
@@ -130,6 +139,8 @@ class NASEnv(gym.Env):
         info = {"architecture": result.architecture, "built": result.ok, "reason": result.reason,
                 "params": result.params, "flops": result.flops,
                 "best_valid_acc": result.best_valid_acc, "train_seconds": result.seconds}
+        if self.on_candidate is not None:
+            self.on_candidate(ids, result, hit, float(reward))
         if self.render_mode == "human":
             print(self.render_text())
         return self._obs(), float(reward), False, False, info

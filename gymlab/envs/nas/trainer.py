@@ -53,6 +53,8 @@ class CandidateResult:
     valid_loss: list[float] = field(default_factory=list)
     valid_acc: list[float] = field(default_factory=list)
     seconds: float = 0.0
+    model: torch.nn.Module | None = field(default=None, repr=False)
+    """The trained network, kept only when asked for (`keep_model=True`)."""
 
     @property
     def ok(self) -> bool:
@@ -69,7 +71,7 @@ def _cap(value: float) -> float:
 
 
 def train_candidate(ids: Sequence[int], space: SearchSpace, data: Dataset,
-                    settings: TrainSettings) -> CandidateResult:
+                    settings: TrainSettings, keep_model: bool = False) -> CandidateResult:
     """Build the network of `ids`, train it, and record per-epoch train loss, valid loss and
     valid accuracy (in %). Failures (not buildable, over a cap, out of memory) come back as a
     result with `reason` set, never as an exception."""
@@ -104,6 +106,8 @@ def train_candidate(ids: Sequence[int], space: SearchSpace, data: Dataset,
     except (RuntimeError, MemoryError) as exc:  # e.g. out of memory on a huge candidate
         result.reason = f"training failed: {type(exc).__name__}: {str(exc).splitlines()[0]}"
     result.seconds = time.perf_counter() - start
+    if keep_model:
+        result.model = model
     return result
 
 

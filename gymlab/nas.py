@@ -1,0 +1,235 @@
+"""`gymlab nas`: search the network-design environment for a good CNN on a dataset.
+
+Four searchers share one budget (candidates) and one record of results: PPO and DQN (with
+branching heads) drive `gymlab/NAS-v0` as RL agents; regularized evolution and random
+search propose layer lists themselves (ask/tell) and step the same environment, so every
+candidate goes through the same cache, training and reward.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+
+from gymlab.core.config import require, to_dict
+from gymlab.core.logger import Logger, Progress
+from gymlab.core.run import RunDir, atomic_write_text, seed_everything
+from gymlab.envs.nas.env import NASEnv
+from gymlab.envs.nas.searchers import RandomSearch, RegularizedEvolution
+from gymlab.envs.nas.trainer import CandidateResult, TrainSettings, train_candidate
+
+Searcher = Literal["evolution", "random", "ppo", "dqn"]
+
+RL_SEARCHER_DEFAULTS: dict[str, dict[str, Any]] = {
+    # one env step is one trained network: short rollouts, or PPO's first update would come
+    # after thousands of candidates and it would only ever be random search
+    "ppo": {"num_envs": 1, "num_steps": 8, "num_minibatches": 2, "update_epochs": 4,
+            "learning_rate": 3e-3, "ent_coef": 0.01, "hidden_sizes": (64,), "anneal_lr": False,
+            "normalize_reward": True},
+    "dqn": {"learning_starts": 20, "batch_size": 16, "train_freq": 1, "gradient_steps": 1,
+            "target_update_interval": 10, "exploration_fraction": 0.5,
+            "exploration_final_eps": 0.1, "buffer_size": 10_000, "hidden_sizes": (64,)},
+}
+
+
+@dataclass(frozen=True)
+class NASConfig:
+    """A network search: data, space, searcher, budget."""
+
+    dataset: str = "digits"
+    """digits (built in), cifar10 (with --data-dir), or npz (--data-dir FILE.npz)."""
+    data_dir: str | None = None
+    """Folder of cifar-10-batches-py, or the .npz file."""
+    subset: int | None = None
+    """Use only this many examples (shuffled with the split seed) (none: all)."""
+    space: str = "default"
+    """Search space: default, tutorial, or a JSON/YAML file of layer specs."""
+    searcher: Searcher = "evolution"
+    """Who proposes architectures: evolution (regularized), random, ppo or dqn."""
+    budget: int = 100
+    """Candidate networks to evaluate (cache hits count)."""
+    layers: int = 5
+    """Layer ids per architecture."""
+    epochs: int = 6
+    """Recorded training epochs per candidate (plus one warm-up epoch)."""
+    optimizer: Literal["radam", "adam", "sgd"] = "adam"
+    """Candidate optimizer (RAdam's warm-up spends most of a 6-epoch budget on small data)."""
+    reward: Literal["improvement", "accuracy"] = "accuracy"
+    """Reward of the RL searchers: improvement of the curves, or the best valid accuracy."""
+    population: int = 20
+    """evolution: population size."""
+    sample_size: int = 5
+    """evolution: tournament size."""
+    retrain_best: int = 0
+    """Train the winner this many epochs more and report its test accuracy (0: skip)."""
+    seed: int = 0
+    """Seed of the searcher and of every candidate's training."""
+    logdir: str | None = "runs"
+    """Parent folder of the search's run directory (none: keep nothing on disk)."""
+    progress: bool = True
+    """Show a live progress bar (plain periodic lines when not on a terminal)."""
+
+    def __post_init__(self) -> None:
+        require(self.budget > 0, f"budget must be positive, got {self.budget}")
+        require(self.layers > 0, f"layers must be positive, got {self.layers}")
+        require(self.epochs > 0, f"epochs must be positive, got {self.epochs}")
+        require(self.population > 1, f"population must be > 1, got {self.population}")
+        require(self.sample_size > 0, f"sample_size must be positive, got {self.sample_size}")
+        require(self.retrain_best >= 0, f"retrain_best must be >= 0, got {self.retrain_best}")
+
+
+@dataclass
+class Candidate:
+    index: int
+    ids: list[int]
+    result: CandidateResult
+    cache_hit: bool
+    reward: float
+
+
+@dataclass
+class SearchResult:
+    candidates: list[Candidate] = field(default_factory=list)
+    run_dir: Path | None = None
+    test_accuracy: float | None = None
+
+    @property
+    def leaderboard(self) -> list[Candidate]:
+        """Distinct built architectures, best valid accuracy first."""
+        best: dict[str, Candidate] = {}
+        for c in self.candidates:
+            if c.result.ok and c.result.architecture not in best:
+                best[c.result.architecture] = c
+        return sorted(best.values(), key=lambda c: (-c.result.best_valid_acc, c.result.params))
+
+    @property
+    def best(self) -> Candidate | None:
+        board = self.leaderboard
+        return board[0] if board else None
+
+
+def search(config: NASConfig) -> SearchResult:
+    """Run a search to its budget; write the run directory when `logdir` is set."""
+    seed_everything(config.seed, 1)
+    settings = TrainSettings(epochs=config.epochs, optimizer=config.optimizer, seed=config.seed)
+    env_kwargs = {"dataset": config.dataset, "data_dir": config.data_dir,
+                  "subset": config.subset, "space": config.space, "layers": config.layers,
+                  "epochs": config.epochs, "reward": config.reward,
+                  "train": dict(settings.__dict__)}
+    env = NASEnv(**env_kwargs)  # validates data and space before anything is written
+    result = SearchResult()
+    run = None
+    if config.logdir is not None:
+        run = RunDir.create(config.logdir, f"nas-{config.searcher}", config.dataset,
+                            {"nas": to_dict(config)})
+        result.run_dir = run.path
+        print(f"run directory: {run.path}", file=sys.stderr)
+    logger = Logger(run)
+    progress = Progress(config.budget, 0, f"nas {config.searcher}", config.progress, sys.stderr,
+                        unit="candidate")
+    best_acc = 0.0
+
+    def record(ids: list[int], res: CandidateResult, hit: bool, reward: float) -> None:
+        nonlocal best_acc
+        if len(result.candidates) >= config.budget:
+            return
+        result.candidates.append(Candidate(len(result.candidates), ids, res, hit, reward))
+        best_acc = max(best_acc, res.best_valid_acc if res.ok else 0.0)
+        n = len(result.candidates)
+        logger.log(n, {"candidate/valid_acc": res.best_valid_acc if res.ok else 0.0,
+                       "candidate/built": float(res.ok), "candidate/reward": reward,
+                       "candidate/train_seconds": 0.0 if hit else res.seconds,
+                       "search/best_valid_acc": best_acc})
+        progress.set(best=f"{best_acc:.2f}%", hits=stats_env.stats["cache_hits"],
+                     failed=stats_env.stats["failures"])
+        progress.update(n)
+
+    stats_env = env  # the env whose counters the progress shows (the agent's, for RL)
+    start = time.perf_counter()
+    if config.searcher in ("evolution", "random"):
+        env.on_candidate = record
+        env.reset(seed=config.seed)
+        proposer = (RegularizedEvolution(len(env.space), config.layers, config.seed,
+                                         config.population, config.sample_size)
+                    if config.searcher == "evolution"
+                    else RandomSearch(len(env.space), config.layers, config.seed))
+        for _ in range(config.budget):
+            ids = proposer.ask()
+            _, _, _, _, info = env.step(ids)
+            proposer.tell(ids, info["best_valid_acc"] if info["built"] else -1.0)
+    else:
+        from gymlab.agents import algorithm
+
+        agent = algorithm(config.searcher)(
+            "gymlab/NAS-v0", env_kwargs=env_kwargs,
+            seed=config.seed, eval_every=0, progress=False, log_every=10**9,
+            logdir=str(run.path / "agent") if run else None, total_steps=config.budget,
+            **RL_SEARCHER_DEFAULTS[config.searcher])
+        stats_env = agent.envs.envs[0].unwrapped
+        stats_env.on_candidate = record
+        agent.learn()
+    progress.close()
+    logger.close()
+    elapsed = time.perf_counter() - start
+    best = result.best
+    stats = stats_env.stats
+    print(f"{len(result.candidates)} candidates in {elapsed:.1f}s, {stats['cache_hits']} cache "
+          f"hits, {stats['failures']} not built; best valid accuracy "
+          f"{best.result.best_valid_acc:.2f}%: {best.result.architecture}" if best else
+          "no candidate could be built", file=sys.stderr)
+    if best is not None and config.retrain_best > 0:
+        longer = TrainSettings(**{**settings.__dict__, "epochs": config.retrain_best})
+        final = train_candidate(best.ids, env.space, env.data, longer, keep_model=True)
+        result.test_accuracy = _test_accuracy(final.model, env)
+        print(f"retrained {config.retrain_best} epochs: valid {final.best_valid_acc:.2f}%, "
+              f"test {result.test_accuracy:.2f}%", file=sys.stderr)
+    if run is not None:
+        _write_outputs(run.path, result, env, settings)
+    for rank, c in enumerate(result.leaderboard[:10], 1):
+        print(f"{rank:>3}. {c.result.best_valid_acc:6.2f}%  {c.result.params:>7} params  "
+              f"{c.result.seconds:5.2f}s  {c.result.architecture}")
+    return result
+
+
+def _test_accuracy(model: torch.nn.Module, env: NASEnv) -> float:
+    data = env.data
+    if len(data.x_test) == 0:
+        return float("nan")
+    with torch.no_grad():
+        predictions = model.eval()(data.x_test).argmax(1)
+    return float((predictions == data.y_test).float().mean()) * 100.0
+
+
+def _write_outputs(path: Path, result: SearchResult, env: NASEnv,
+                   settings: TrainSettings) -> None:
+    with open(path / "leaderboard.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["rank", "architecture", "layer_ids", "valid_acc", "params", "flops",
+                         "train_seconds", "first_seen"])
+        for rank, c in enumerate(result.leaderboard, 1):
+            writer.writerow([rank, c.result.architecture, " ".join(map(str, c.ids)),
+                             f"{c.result.best_valid_acc:.2f}", c.result.params, c.result.flops,
+                             f"{c.result.seconds:.3f}", c.index + 1])
+    best = result.best
+    if best is not None:
+        spec = {"architecture": best.result.architecture, "layer_ids": best.ids,
+                "layers": [env.space.choices[i].name for i in best.ids],
+                "space": env.space.to_json(), "input_shape": list(env.data.input_shape),
+                "num_classes": env.data.num_classes, "valid_acc": best.result.best_valid_acc,
+                "test_acc": result.test_accuracy, "train": settings.__dict__}
+        atomic_write_text(path / "best_network.json", json.dumps(spec, indent=2) + "\n")
+        # training is deterministic for a seed: this is the network the search scored
+        model = train_candidate(best.ids, env.space, env.data, settings, keep_model=True).model
+        torch.save(model.state_dict(), path / "best_network.pt")  # type: ignore[union-attr]
+    from gymlab.envs.nas.report import draw_report
+
+    draw_report(result, path / "report.png")
+    print(f"wrote {path / 'leaderboard.csv'}, best_network.json/.pt, report.png",
+          file=sys.stderr)
