@@ -170,3 +170,43 @@ def test_env_bad_arguments():
                             ({"metrics": ["f1"]}, "metrics must be some of")]:
         with pytest.raises(UserError, match=message):
             gym.make("gymlab/NAS-v0", **kwargs)
+
+
+@pytest.mark.parametrize("searcher", ["evolution", "random", "ppo", "dqn"])
+def test_search_writes_leaderboard_report_and_best_network(tmp_path, searcher):
+    import csv
+
+    from gymlab.nas import NASConfig, search
+
+    config = NASConfig(searcher=searcher, budget=6, epochs=1, layers=3, subset=300,
+                       population=3, sample_size=2, logdir=str(tmp_path), progress=False)
+    result = search(config)
+    assert len(result.candidates) == 6
+    run = result.run_dir
+    rows = list(csv.DictReader(open(run / "leaderboard.csv")))
+    assert rows and float(rows[0]["valid_acc"]) == pytest.approx(
+        result.best.result.best_valid_acc, abs=0.01)
+    spec = json.loads((run / "best_network.json").read_text())
+    assert spec["layer_ids"] == result.best.ids
+    state = torch.load(run / "best_network.pt", weights_only=True)
+    rebuilt = build_network(spec["layer_ids"], load_space(spec["space"]),
+                            tuple(spec["input_shape"]), spec["num_classes"]).model
+    rebuilt.load_state_dict(state)
+    assert (run / "report.png").read_bytes()[:4] == b"\x89PNG"
+    again = search(config)  # same seed, same candidates and numbers
+    assert [c.ids for c in again.candidates] == [c.ids for c in result.candidates]
+    assert [c.result.valid_loss for c in again.candidates] == [
+        c.result.valid_loss for c in result.candidates]
+
+
+def test_regularized_evolution_mutates_one_layer_of_a_tournament_winner():
+    from gymlab.envs.nas.searchers import RegularizedEvolution
+
+    evo = RegularizedEvolution(n_choices=4, layers=3, seed=0, population_size=3, sample_size=3)
+    for fitness in (1.0, 5.0, 2.0):
+        evo.tell(evo.ask(), fitness)
+    best = max(evo.population, key=lambda m: m[1])[0]
+    child = evo.ask()
+    assert sum(a != b for a, b in zip(child, best)) == 1
+    evo.tell(child, 0.0)
+    assert len(evo.population) == 3  # the oldest died
