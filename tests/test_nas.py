@@ -210,3 +210,16 @@ def test_regularized_evolution_mutates_one_layer_of_a_tournament_winner():
     assert sum(a != b for a, b in zip(child, best)) == 1
     evo.tell(child, 0.0)
     assert len(evo.population) == 3  # the oldest died
+
+
+def test_the_tutorials_sb3_pipeline_runs():
+    sb3 = pytest.importorskip("stable_baselines3")
+    from stable_baselines3.common.env_checker import check_env as sb3_check_env
+
+    small = load_dataset("digits", subset=200)
+    env = gym.make("gymlab/NAS-v0", dataset=small, epochs=1, layers=3, memory=4)
+    sb3_check_env(env.unwrapped, warn=False)
+    model = sb3.PPO("MultiInputPolicy", env, n_steps=8, batch_size=8, n_epochs=1, seed=0,
+                    device="cpu")
+    model.learn(total_timesteps=16)
+    assert env.unwrapped.stats["candidates"] >= 16
