@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shlex
 import sys
 import time
 from dataclasses import dataclass, field
@@ -19,8 +20,9 @@ from typing import Any, Literal
 import torch
 
 from gymlab.core.config import require, to_dict
+from gymlab.core.errors import UserError
 from gymlab.core.logger import Logger, Progress
-from gymlab.core.run import RunDir, atomic_write_text, seed_everything
+from gymlab.core.run import GracefulInterrupt, RunDir, atomic_write_text, seed_everything
 from gymlab.envs.nas.env import NASEnv
 from gymlab.envs.nas.searchers import RandomSearch, RegularizedEvolution
 from gymlab.envs.nas.trainer import CandidateResult, TrainSettings, train_candidate
@@ -99,6 +101,7 @@ class SearchResult:
     candidates: list[Candidate] = field(default_factory=list)
     run_dir: Path | None = None
     test_accuracy: float | None = None
+    outcome: Literal["completed", "interrupted"] = "completed"
 
     @property
     def leaderboard(self) -> list[Candidate]:
@@ -115,23 +118,39 @@ class SearchResult:
         return board[0] if board else None
 
 
-def search(config: NASConfig) -> SearchResult:
-    """Run a search to its budget; write the run directory when `logdir` is set."""
+def resume(run_dir: str | Path) -> SearchResult:
+    """Continue an interrupted search. Searches are deterministic for a seed, so it is run
+    again from the start: the candidates already trained come from the run's cache.jsonl
+    (no training), and the search goes on from where it stopped."""
+    run = RunDir.open(run_dir)
+    try:
+        config = NASConfig(**run.config()["nas"])
+    except (KeyError, TypeError) as exc:
+        raise UserError(f"{run_dir} is not a gymlab nas run ({exc})") from None
+    return search(config, run)
+
+
+def search(config: NASConfig, run: RunDir | None = None) -> SearchResult:
+    """Run a search to its budget (or Ctrl-C); write a run directory when `logdir` is set.
+    `outcome` on the result says "completed" or "interrupted"."""
     seed_everything(config.seed, 1)
     settings = TrainSettings(epochs=config.epochs, optimizer=config.optimizer, seed=config.seed)
     env_kwargs = {"dataset": config.dataset, "data_dir": config.data_dir,
                   "subset": config.subset, "space": config.space, "layers": config.layers,
                   "epochs": config.epochs, "reward": config.reward,
                   "train": dict(settings.__dict__)}
-    env = NASEnv(**env_kwargs)  # validates data and space before anything is written
-    result = SearchResult()
-    run = None
-    if config.logdir is not None:
+    NASEnv(**env_kwargs)  # validates data, space and settings before anything is written
+    resuming = run is not None
+    if run is None and config.logdir is not None:
         run = RunDir.create(config.logdir, f"nas-{config.searcher}", config.dataset,
                             {"nas": to_dict(config)})
+    result = SearchResult()
+    if run is not None:
+        env_kwargs["cache_file"] = str(run.path / "cache.jsonl")
         result.run_dir = run.path
         print(f"run directory: {run.path}", file=sys.stderr)
-    logger = Logger(run)
+    env = NASEnv(**env_kwargs)
+    logger = Logger(run, resume_step=0 if resuming else None)
     progress = Progress(config.budget, 0, f"nas {config.searcher}", config.progress, sys.stderr,
                         unit="candidate")
     best_acc = 0.0
@@ -160,10 +179,14 @@ def search(config: NASConfig) -> SearchResult:
                                          config.population, config.sample_size)
                     if config.searcher == "evolution"
                     else RandomSearch(len(env.space), config.layers, config.seed))
-        for _ in range(config.budget):
-            ids = proposer.ask()
-            _, _, _, _, info = env.step(ids)
-            proposer.tell(ids, info["best_valid_acc"] if info["built"] else -1.0)
+        with GracefulInterrupt() as interrupt:
+            for _ in range(config.budget):
+                if interrupt.requested:
+                    result.outcome = "interrupted"
+                    break
+                ids = proposer.ask()
+                _, _, _, _, info = env.step(ids)
+                proposer.tell(ids, info["best_valid_acc"] if info["built"] else -1.0)
     else:
         from gymlab.agents import algorithm
 
@@ -174,7 +197,8 @@ def search(config: NASConfig) -> SearchResult:
             **RL_SEARCHER_DEFAULTS[config.searcher])
         stats_env = agent.envs.envs[0].unwrapped
         stats_env.on_candidate = record
-        agent.learn()
+        if agent.learn().outcome == "interrupted":
+            result.outcome = "interrupted"
     progress.close()
     logger.close()
     elapsed = time.perf_counter() - start
@@ -184,7 +208,7 @@ def search(config: NASConfig) -> SearchResult:
           f"hits, {stats['failures']} not built; best valid accuracy "
           f"{best.result.best_valid_acc:.2f}%: {best.result.architecture}" if best else
           "no candidate could be built", file=sys.stderr)
-    if best is not None and config.retrain_best > 0:
+    if best is not None and config.retrain_best > 0 and result.outcome == "completed":
         longer = TrainSettings(**{**settings.__dict__, "epochs": config.retrain_best})
         final = train_candidate(best.ids, env.space, env.data, longer, keep_model=True)
         result.test_accuracy = _test_accuracy(final.model, env)
@@ -192,6 +216,9 @@ def search(config: NASConfig) -> SearchResult:
               f"test {result.test_accuracy:.2f}%", file=sys.stderr)
     if run is not None:
         _write_outputs(run.path, result, env, settings)
+        if result.outcome == "interrupted":
+            print(f"interrupted after {len(result.candidates)} candidates; resume with: "
+                  f"gymlab nas --resume {shlex.quote(str(run.path))}", file=sys.stderr)
     for rank, c in enumerate(result.leaderboard[:10], 1):
         print(f"{rank:>3}. {c.result.best_valid_acc:6.2f}%  {c.result.params:>7} params  "
               f"{c.result.seconds:5.2f}s  {c.result.architecture}")

@@ -1,5 +1,6 @@
 """The network-design environment's pieces: search spaces, builder, datasets, training, env."""
 
+import dataclasses
 import json
 import pickle
 
@@ -223,3 +224,32 @@ def test_the_tutorials_sb3_pipeline_runs():
                     device="cpu")
     model.learn(total_timesteps=16)
     assert env.unwrapped.stats["candidates"] >= 16
+
+
+def test_interrupted_search_resumes_without_retraining(tmp_path, monkeypatch):
+    import gymlab.nas as nas
+    from gymlab.core.run import GracefulInterrupt
+
+    config = nas.NASConfig(searcher="evolution", budget=8, epochs=1, layers=3, subset=300,
+                           population=3, sample_size=2, logdir=str(tmp_path / "a"),
+                           progress=False)
+    straight = nas.search(config)
+
+    class StopAfterFour(GracefulInterrupt):
+        checks = 0
+
+        @property
+        def requested(self):
+            StopAfterFour.checks += 1
+            return StopAfterFour.checks > 4
+
+    monkeypatch.setattr(nas, "GracefulInterrupt", StopAfterFour)
+    cut = nas.search(dataclasses.replace(config, logdir=str(tmp_path / "b")))
+    assert cut.outcome == "interrupted" and len(cut.candidates) == 4
+    monkeypatch.undo()
+    trained = len((cut.run_dir / "cache.jsonl").read_text().splitlines())
+    resumed = nas.resume(cut.run_dir)
+    assert resumed.outcome == "completed"
+    assert [c.ids for c in resumed.candidates] == [c.ids for c in straight.candidates]
+    assert [c.cache_hit for c in resumed.candidates[:4]] == [True] * 4  # none trained twice
+    assert len((cut.run_dir / "cache.jsonl").read_text().splitlines()) > trained

@@ -3,7 +3,10 @@ trains it, and answers with the recent architectures and their learning curves."
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
@@ -43,7 +46,7 @@ class NASEnv(gym.Env):
                  reward: str = "improvement", reward_factors: Sequence[float] | None = None,
                  depth_factor: float = 0.0, failure_penalty: float = -1.0,
                  baseline: bool = False, data_dir: str | None = None, subset: int | None = None,
-                 train: TrainSettings | dict | None = None,
+                 train: TrainSettings | dict | None = None, cache_file: str | None = None,
                  render_mode: str | None = None) -> None:
         if layers <= 0:
             raise UserError(f"layers must be positive, got {layers}")
@@ -86,6 +89,9 @@ class NASEnv(gym.Env):
                                       np.float32),
         })
         self.cache: dict[tuple[str, ...], CandidateResult] = {}
+        self.cache_file = Path(cache_file) if cache_file else None
+        if self.cache_file is not None and self.cache_file.exists():
+            self.cache.update(_read_cache(self.cache_file))
         # Cache hits are counted here, not in `info`: gymnasium's checker demands the same
         # info for the same seed and actions, and a repeated step is a cache hit.
         self.stats = {"candidates": 0, "cache_hits": 0, "failures": 0, "train_seconds": 0.0}
@@ -117,6 +123,9 @@ class NASEnv(gym.Env):
             return self.cache[key], True
         result = train_candidate(ids, self.space, self.data, self.settings)
         self.cache[key] = result
+        if self.cache_file is not None:  # a resumed search does not train this one again
+            with open(self.cache_file, "a") as f:
+                f.write(json.dumps({"key": list(key), **_result_fields(result)}) + "\n")
         return result, False
 
     def step(self, action: Any):
@@ -180,3 +189,21 @@ class NASEnv(gym.Env):
         if self.render_mode == "human":
             print(self.render_text())
         return None
+
+
+def _result_fields(result: CandidateResult) -> dict[str, Any]:
+    return {f.name: getattr(result, f.name) for f in dataclasses.fields(result)
+            if f.name != "model"}
+
+
+def _read_cache(path: Path) -> dict[tuple[str, ...], CandidateResult]:
+    """Entries of a cache file; a half-written last line (a crash) is skipped."""
+    cache = {}
+    for line in path.read_text().splitlines():
+        try:
+            entry = json.loads(line)
+            key = tuple(entry.pop("key"))
+            cache[key] = CandidateResult(**entry)
+        except (json.JSONDecodeError, TypeError, KeyError):
+            continue
+    return cache
