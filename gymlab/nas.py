@@ -26,6 +26,7 @@ from gymlab.core.run import GracefulInterrupt, RunDir, atomic_write_text, seed_e
 from gymlab.envs.nas.env import NASEnv
 from gymlab.envs.nas.searchers import RandomSearch, RegularizedEvolution
 from gymlab.envs.nas.trainer import CandidateResult, TrainSettings, train_candidate
+from gymlab.envs.nas.workers import CandidatePool, usable_workers
 
 Searcher = Literal["evolution", "random", "ppo", "dqn"]
 
@@ -69,6 +70,11 @@ class NASConfig:
     """evolution: population size."""
     sample_size: int = 5
     """evolution: tournament size."""
+    round_size: int = 4
+    """evolution/random: candidates proposed together, then trained in parallel and told
+    back. Results depend on it, not on the number of workers."""
+    workers: int = 1
+    """Candidates trained at once in worker processes (one torch thread each)."""
     retrain_best: int = 0
     """Train the winner this many epochs more and report its test accuracy (0: skip)."""
     seed: int = 0
@@ -85,6 +91,8 @@ class NASConfig:
         require(self.population > 1, f"population must be > 1, got {self.population}")
         require(self.sample_size > 0, f"sample_size must be positive, got {self.sample_size}")
         require(self.retrain_best >= 0, f"retrain_best must be >= 0, got {self.retrain_best}")
+        require(self.round_size > 0, f"round_size must be positive, got {self.round_size}")
+        require(self.workers > 0, f"workers must be positive, got {self.workers}")
 
 
 @dataclass
@@ -179,14 +187,21 @@ def search(config: NASConfig, run: RunDir | None = None) -> SearchResult:
                                          config.population, config.sample_size)
                     if config.searcher == "evolution"
                     else RandomSearch(len(env.space), config.layers, config.seed))
-        with GracefulInterrupt() as interrupt:
-            for _ in range(config.budget):
-                if interrupt.requested:
-                    result.outcome = "interrupted"
-                    break
-                ids = proposer.ask()
-                _, _, _, _, info = env.step(ids)
-                proposer.tell(ids, info["best_valid_acc"] if info["built"] else -1.0)
+        workers = usable_workers(config.workers)
+        with GracefulInterrupt() as interrupt, CandidatePool(workers, env.space, env.data,
+                                                             env.settings) as pool:
+            done = 0
+            while done < config.budget and not interrupt.requested:
+                batch = [proposer.ask() for _ in range(min(config.round_size,
+                                                           config.budget - done))]
+                if workers > 1:
+                    env.prefetch(batch, pool)
+                for ids in batch:
+                    _, _, _, _, info = env.step(ids)
+                    proposer.tell(ids, info["best_valid_acc"] if info["built"] else -1.0)
+                done += len(batch)
+            if interrupt.requested and done < config.budget:
+                result.outcome = "interrupted"
     else:
         from gymlab.agents import algorithm
 

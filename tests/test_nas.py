@@ -235,13 +235,13 @@ def test_interrupted_search_resumes_without_retraining(tmp_path, monkeypatch):
                            progress=False)
     straight = nas.search(config)
 
-    class StopAfterFour(GracefulInterrupt):
+    class StopAfterFour(GracefulInterrupt):  # Ctrl-C during the first round of 4
         checks = 0
 
         @property
         def requested(self):
             StopAfterFour.checks += 1
-            return StopAfterFour.checks > 4
+            return StopAfterFour.checks > 1
 
     monkeypatch.setattr(nas, "GracefulInterrupt", StopAfterFour)
     cut = nas.search(dataclasses.replace(config, logdir=str(tmp_path / "b")))
@@ -253,3 +253,16 @@ def test_interrupted_search_resumes_without_retraining(tmp_path, monkeypatch):
     assert [c.ids for c in resumed.candidates] == [c.ids for c in straight.candidates]
     assert [c.cache_hit for c in resumed.candidates[:4]] == [True] * 4  # none trained twice
     assert len((cut.run_dir / "cache.jsonl").read_text().splitlines()) > trained
+
+
+def test_two_workers_give_the_sequential_results(tmp_path):
+    from gymlab.nas import NASConfig, search
+
+    config = NASConfig(budget=6, epochs=1, layers=3, subset=300, population=3, sample_size=2,
+                       round_size=3, logdir=None, progress=False)
+    one = search(config)
+    two = search(dataclasses.replace(config, workers=2))
+    assert [c.ids for c in one.candidates] == [c.ids for c in two.candidates]
+    assert [c.result.valid_loss for c in one.candidates] == [
+        c.result.valid_loss for c in two.candidates]
+    assert [c.cache_hit for c in one.candidates] == [c.cache_hit for c in two.candidates]

@@ -16,6 +16,7 @@ from gymlab.core.errors import UserError
 from gymlab.envs.nas.datasets import Dataset, load_dataset
 from gymlab.envs.nas.search_space import SearchSpace, load_space
 from gymlab.envs.nas.trainer import METRIC_CAP, CandidateResult, TrainSettings, train_candidate
+from gymlab.envs.nas.workers import CandidatePool
 
 METRICS = ("train_loss", "valid_loss", "valid_acc")
 REWARDS = ("improvement", "accuracy")
@@ -89,6 +90,7 @@ class NASEnv(gym.Env):
                                       np.float32),
         })
         self.cache: dict[tuple[str, ...], CandidateResult] = {}
+        self._prefetched: set[tuple[str, ...]] = set()
         self.cache_file = Path(cache_file) if cache_file else None
         if self.cache_file is not None and self.cache_file.exists():
             self.cache.update(_read_cache(self.cache_file))
@@ -119,14 +121,32 @@ class NASEnv(gym.Env):
     def evaluate(self, ids: Sequence[int]) -> tuple[CandidateResult, bool]:
         """Train the network of `ids`, or take it from the cache: (result, cache hit)."""
         key = self.space.canonical(ids)
+        if key in self._prefetched:  # trained in parallel just before this step
+            self._prefetched.discard(key)
+            return self.cache[key], False
         if key in self.cache:
             return self.cache[key], True
-        result = train_candidate(ids, self.space, self.data, self.settings)
+        self._store(key, train_candidate(ids, self.space, self.data, self.settings))
+        return self.cache[key], False
+
+    def prefetch(self, batch: Sequence[Sequence[int]], pool: CandidatePool) -> None:
+        """Train the networks of `batch` that are not cached yet on `pool`'s workers, so the
+        steps that follow find them. Training is seeded per candidate, so the results are
+        those of training them one by one here."""
+        todo: dict[tuple[str, ...], list[int]] = {}
+        for ids in batch:
+            key = self.space.canonical(ids)
+            if key not in self.cache and key not in todo:
+                todo[key] = [int(i) for i in ids]
+        for key, result in zip(todo, pool.map(list(todo.values()))):
+            self._store(key, result)
+            self._prefetched.add(key)
+
+    def _store(self, key: tuple[str, ...], result: CandidateResult) -> None:
         self.cache[key] = result
         if self.cache_file is not None:  # a resumed search does not train this one again
             with open(self.cache_file, "a") as f:
                 f.write(json.dumps({"key": list(key), **_result_fields(result)}) + "\n")
-        return result, False
 
     def step(self, action: Any):
         ids = [int(i) for i in np.asarray(action).reshape(-1)]
