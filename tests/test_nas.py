@@ -266,3 +266,21 @@ def test_two_workers_give_the_sequential_results(tmp_path):
     assert [c.result.valid_loss for c in one.candidates] == [
         c.result.valid_loss for c in two.candidates]
     assert [c.cache_hit for c in one.candidates] == [c.cache_hit for c in two.candidates]
+
+
+def test_layerwise_env_builds_one_layer_per_step():
+    from gymnasium.utils.env_checker import check_env
+
+    env = gym.make("gymlab/NASLayerwise-v0", epochs=1, layers=3, subset=300)
+    check_env(env.unwrapped, skip_render_check=True)
+    stop = env.action_space.n - 1
+    env.reset(seed=0)
+    assert env.step(0)[1:3] == (0.0, False)  # conv3x3-16, not trained yet
+    obs, reward, terminated, _, info = env.step(stop)
+    assert terminated and info["architecture"] == "conv3x3-16" and reward == 1.0
+    env.reset()
+    obs, *_ = env.step(6)
+    assert obs["architectures"][-1][0] == 0  # the memory of networks outlives the episode
+    env.step(6)
+    obs, _, terminated, _, info = env.step(6)  # at `layers` ids the network is trained
+    assert terminated and info["architecture"] == "maxpool2 > maxpool2 > maxpool2"
