@@ -64,6 +64,10 @@ class NASConfig:
     """Recorded training epochs per candidate (plus one warm-up epoch)."""
     optimizer: Literal["radam", "adam", "sgd"] = "adam"
     """Candidate optimizer (RAdam's warm-up spends most of a 6-epoch budget on small data)."""
+    evaluator: Literal["train", "table"] = "train"
+    """train candidates, or look them up in an architecture table (fast, known optimum)."""
+    table: str = "digits-default-3"
+    """With evaluator=table: a shipped table's name or a .npz built by build_table."""
     reward: Literal["improvement", "accuracy"] = "accuracy"
     """Reward of the RL searchers: improvement of the curves, or the best valid accuracy."""
     population: int = 20
@@ -146,7 +150,8 @@ def search(config: NASConfig, run: RunDir | None = None) -> SearchResult:
     env_kwargs = {"dataset": config.dataset, "data_dir": config.data_dir,
                   "subset": config.subset, "space": config.space, "layers": config.layers,
                   "epochs": config.epochs, "reward": config.reward,
-                  "train": dict(settings.__dict__)}
+                  "train": dict(settings.__dict__), "evaluator": config.evaluator,
+                  "table": config.table}
     NASEnv(**env_kwargs)  # validates data, space and settings before anything is written
     resuming = run is not None
     if run is None and config.logdir is not None:
@@ -187,14 +192,14 @@ def search(config: NASConfig, run: RunDir | None = None) -> SearchResult:
                                          config.population, config.sample_size)
                     if config.searcher == "evolution"
                     else RandomSearch(len(env.space), config.layers, config.seed))
-        workers = usable_workers(config.workers)
+        workers = usable_workers(config.workers) if env.table is None else 1
         with GracefulInterrupt() as interrupt, CandidatePool(workers, env.space, env.data,
                                                              env.settings) as pool:
             done = 0
             while done < config.budget and not interrupt.requested:
                 batch = [proposer.ask() for _ in range(min(config.round_size,
                                                            config.budget - done))]
-                if workers > 1:
+                if workers > 1 and env.table is None:
                     env.prefetch(batch, pool)
                 for ids in batch:
                     _, _, _, _, info = env.step(ids)
@@ -223,7 +228,8 @@ def search(config: NASConfig, run: RunDir | None = None) -> SearchResult:
           f"hits, {stats['failures']} not built; best valid accuracy "
           f"{best.result.best_valid_acc:.2f}%: {best.result.architecture}" if best else
           "no candidate could be built", file=sys.stderr)
-    if best is not None and config.retrain_best > 0 and result.outcome == "completed":
+    if (best is not None and config.retrain_best > 0 and result.outcome == "completed"
+            and env.data is not None):
         longer = TrainSettings(**{**settings.__dict__, "epochs": config.retrain_best})
         final = train_candidate(best.ids, env.space, env.data, longer, keep_model=True)
         result.test_accuracy = _test_accuracy(final.model, env)
@@ -260,7 +266,7 @@ def _write_outputs(path: Path, result: SearchResult, env: NASEnv,
                              f"{c.result.best_valid_acc:.2f}", c.result.params, c.result.flops,
                              f"{c.result.seconds:.3f}", c.index + 1])
     best = result.best
-    if best is not None:
+    if best is not None and env.data is not None:  # a table has curves, not networks
         spec = {"architecture": best.result.architecture, "layer_ids": best.ids,
                 "layers": [env.space.choices[i].name for i in best.ids],
                 "space": env.space.to_json(), "input_shape": list(env.data.input_shape),

@@ -284,3 +284,31 @@ def test_layerwise_env_builds_one_layer_per_step():
     env.step(6)
     obs, _, terminated, _, info = env.step(6)  # at `layers` ids the network is trained
     assert terminated and info["architecture"] == "maxpool2 > maxpool2 > maxpool2"
+
+
+def test_architecture_table_replaces_training(tmp_path):
+    from gymlab.envs.nas.table import ArchitectureTable, build_table
+    from gymlab.nas import NASConfig, search
+
+    space = load_space([{"kind": "conv", "kernel": 3, "channels": 4, "padding": 1},
+                        {"kind": "maxpool", "kernel": 2}, {"kind": "none"}])
+    data = load_dataset("digits", subset=200)
+    settings = TrainSettings(epochs=2, optimizer="adam")
+    path = build_table(tmp_path / "t.npz", space, data, layers=2, settings=settings, seeds=2)
+    table = ArchitectureTable(path)
+    live = train_candidate([0, 1], space, data, settings)
+    looked_up = table.lookup([0, 1], seed=0)
+    assert looked_up.valid_loss == pytest.approx(live.valid_loss, rel=1e-6)
+    assert table.lookup([0, 1], seed=1).valid_loss != looked_up.valid_loss  # second seed
+    best_acc, best_ids = table.best()
+    assert len(best_ids) == 2 and 0 < best_acc <= 100
+
+    result = search(NASConfig(evaluator="table", table=str(path), layers=2, budget=5,
+                              population=3, sample_size=2, logdir=None, progress=False))
+    assert len(result.candidates) == 5
+    assert all(c.result.seconds == pytest.approx(float(table.seconds[table.index(c.ids), 0]))
+               for c in result.candidates)
+    with pytest.raises(UserError, match="use layers=2"):
+        gym.make("gymlab/NAS-v0", evaluator="table", table=str(path), layers=3)
+    with pytest.raises(UserError, match="no architecture table"):
+        gym.make("gymlab/NAS-v0", evaluator="table", table=str(tmp_path / "none.npz"))

@@ -48,6 +48,7 @@ class NASEnv(gym.Env):
                  depth_factor: float = 0.0, failure_penalty: float = -1.0,
                  baseline: bool = False, data_dir: str | None = None, subset: int | None = None,
                  train: TrainSettings | dict | None = None, cache_file: str | None = None,
+                 evaluator: str = "train", table: str | None = None,
                  render_mode: str | None = None) -> None:
         if layers <= 0:
             raise UserError(f"layers must be positive, got {layers}")
@@ -62,9 +63,20 @@ class NASEnv(gym.Env):
             raise UserError(f"reward must be one of {', '.join(REWARDS)}, got {reward!r}")
         if reward_factors is not None and len(reward_factors) != len(metrics):
             raise UserError("reward_factors needs one factor per metric")
+        if evaluator not in ("train", "table"):
+            raise UserError(f"evaluator must be train or table, got {evaluator!r}")
+        self.table = None
+        if evaluator == "table":
+            from gymlab.envs.nas.table import ArchitectureTable
+
+            self.table = ArchitectureTable(table or "digits-default-3")
+            if layers != self.table.layers:
+                raise UserError(f"the table holds {self.table.layers}-layer networks: "
+                                f"use layers={self.table.layers}, not {layers}")
+            space, epochs = self.table.space, self.table.meta["settings"]["epochs"]
         self.space = space if isinstance(space, SearchSpace) else load_space(space)
-        self.data = dataset if isinstance(dataset, Dataset) else load_dataset(
-            dataset, data_dir, subset)
+        self.data = None if self.table is not None else (
+            dataset if isinstance(dataset, Dataset) else load_dataset(dataset, data_dir, subset))
         self.layers, self.memory, self.epochs = layers, memory, epochs
         self.metrics = tuple(metrics)
         self.reward_kind = reward
@@ -126,7 +138,10 @@ class NASEnv(gym.Env):
             return self.cache[key], False
         if key in self.cache:
             return self.cache[key], True
-        self._store(key, train_candidate(ids, self.space, self.data, self.settings))
+        if self.table is not None:
+            self.cache[key] = self.table.lookup(list(ids), self.settings.seed)
+        else:
+            self._store(key, train_candidate(ids, self.space, self.data, self.settings))
         return self.cache[key], False
 
     def prefetch(self, batch: Sequence[Sequence[int]], pool: CandidatePool) -> None:
