@@ -66,7 +66,96 @@ def build_parser(argv: Sequence[str]) -> Parser:
     plot.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run directories to overlay")
     plot.add_argument("--out", required=True, metavar="FILE.png", help="image file to write")
     plot.set_defaults(func=cmd_plot)
+
+    tune = commands.add_parser(
+        "tune", help="search hyperparameters: many runs in parallel with Ray Tune",
+        description="Search hyperparameters: grid values x samples trials, each a normal run "
+        "with its own run directory, run in parallel on the local CPUs (or a Ray cluster). "
+        "KEY is a config field name (see gymlab train ALGO --help, with _ for -). Results: "
+        "tune_results.csv in the search's folder, best first. Needs: "
+        "pip install -c constraints.txt -e '.[tune]'.")
+    _add_tune_args(tune, argv)
+    tune.set_defaults(func=cmd_tune)
     return parser
+
+
+class _SpecAction(argparse.Action):
+    """Collect --grid/--choice/--uniform/--loguniform/--randint in command-line order."""
+
+    def __call__(self, parser: Any, namespace: Any, values: Any, option: Any = None) -> None:
+        specs = list(getattr(namespace, self.dest, None) or [])
+        specs.append((self.metavar_kind, values))
+        setattr(namespace, self.dest, specs)
+
+
+def _add_tune_args(parser: argparse.ArgumentParser, argv: Sequence[str]) -> None:
+    from gymlab.tune import METRICS
+
+    def spec(kind: str, metavar: str, text: str) -> None:
+        action = type(f"{kind}Action", (_SpecAction,), {"metavar_kind": kind})
+        search.add_argument(f"--{kind}", dest="space", action=action, metavar=metavar,
+                            default=[], help=text)
+
+    parser.add_argument("algo", metavar="ALGO", choices=list(ALGORITHMS),
+                        help="algorithm: " + ", ".join(ALGORITHMS))
+    search = parser.add_argument_group("search space (each flag can be repeated)")
+    spec("grid", "KEY=[a,b]", "try every value: --grid hidden_sizes='[[32],[64,64]]' "
+         "--grid activation=[linear,relu]")
+    spec("choice", "KEY=a,b", "one value drawn per trial: --choice batch_size=32,64,128")
+    spec("uniform", "KEY=LO:HI", "a float drawn uniformly: --uniform gamma=0.9:0.999")
+    spec("loguniform", "KEY=LO:HI", "a float drawn log-uniformly: "
+         "--loguniform learning_rate=1e-5:1e-2")
+    spec("randint", "KEY=LO:HI", "an integer from LO to HI, both included")
+    search.add_argument("--samples", type=_positive_int, default=1, metavar="N",
+                        help="trials per grid point (default: 1); sample k uses seed SEED+k")
+    search.add_argument("--search", choices=("random", "optuna"), default="random",
+                        help="random (grid x samples; default) or optuna (Ray Tune's Optuna "
+                        "searcher: grid values become a choice, grid size x samples trials)")
+    opts = parser.add_argument_group("search options")
+    opts.add_argument("--metric", choices=METRICS, default="steps_to_solve",
+                      help="steps_to_solve (default; a trial that never solves counts as its "
+                      "max steps), wall_to_solve (seconds; unsolved: its wall time for max "
+                      "steps), eval_return (best evaluation mean) or last_eval_return")
+    opts.add_argument("--mode", choices=("min", "max"), default=None,
+                      help="minimise or maximise the metric (default: min for *_to_solve, "
+                      "max for returns)")
+    opts.add_argument("--scheduler", choices=("fifo", "asha"), default="fifo",
+                      help="asha: stop trials early whose best evaluation return is in the "
+                      "bottom 2/3 at 1/10 of the max steps, then every 3x (default: fifo)")
+    opts.add_argument("--env", default="CartPole-v1", help="gymnasium environment id "
+                      "(default: CartPole-v1)")
+    opts.add_argument("--max-steps", dest="total_steps", type=_positive_int,
+                      metavar="STEPS", default=argparse.SUPPRESS,
+                      help="environment steps per trial "
+                      "(default: the tuned table's total_steps, else 100000)")
+    opts.add_argument("--stop-reward", dest="stop_reward", type=float, metavar="R",
+                      default=argparse.SUPPRESS, help="a trial is solved (and stops) when an "
+                      "evaluation's mean return reaches this (default: the tuned table's)")
+    opts.add_argument("--seed", type=int, default=0, help="seed of the first sample's trials "
+                      "and of the search's random draws (default: 0)")
+    opts.add_argument("--logdir", default="runs", help="folder in which the search's folder "
+                      "tune-ALGO-ENV-STAMP is made (default: runs)")
+    opts.add_argument("--cpus-per-trial", type=_positive_int, default=1, metavar="N",
+                      help="CPUs (and torch threads) per trial (default: 1)")
+    opts.add_argument("--ray-address", default=None, metavar="ADDRESS",
+                      help="HOST:PORT of a running Ray cluster (default: start Ray locally "
+                      "with every CPU)")
+    opts.add_argument("--quiet", action="store_true",
+                      help="no live table of trials, only the final summary")
+    if len(argv) > 1 and argv[0] == "tune" and argv[1] in ALGORITHMS:
+        import dataclasses
+
+        from gymlab.agents import algorithm
+        from gymlab.core.config import add_arguments
+        from gymlab.core.run import RunConfig
+
+        set_above = {"env", "seed", "total_steps", "stop_reward", "logdir", "progress",
+                     "torch_threads"}
+        add_arguments(parser, RunConfig, "fixed run options (every trial)",
+                      only=[f.name for f in dataclasses.fields(RunConfig)
+                            if f.name not in set_above])
+        add_arguments(parser, algorithm(argv[1]).Config,
+                      f"fixed {argv[1]} hyperparameters (every trial; default: tuned table's)")
 
 
 def _add_config_flags(parser: argparse.ArgumentParser, algo: str) -> None:
@@ -180,9 +269,11 @@ def cmd_record(args: argparse.Namespace) -> int:
     from gymlab.core.video import check_recordable, record_video
 
     agent, path = _load_agent(args)
-    check_recordable(agent.run_config.env)
+    env_kwargs = agent.run_config.env_kwargs
+    check_recordable(agent.run_config.env, env_kwargs)
     seed = agent.run_config.seed + 2_000_000 if args.seed is None else args.seed
-    frames = record_video(agent.act, agent.run_config.env, args.out, args.episodes, seed)
+    frames = record_video(agent.act, agent.run_config.env, args.out, args.episodes, seed,
+                          env_kwargs)
     print(f"wrote {args.out}: {frames} frames, {args.episodes} episode(s) of {path}")
     return 0
 
@@ -193,6 +284,30 @@ def cmd_plot(args: argparse.Namespace) -> int:
     out = plot_runs(args.runs, args.out)
     print(f"wrote {out}")
     return 0
+
+
+_TUNE_ARGS = {"command", "func", "algo", "space", "samples", "search", "metric", "mode",
+              "scheduler", "env", "seed", "logdir", "cpus_per_trial", "ray_address", "quiet"}
+
+
+def cmd_tune(args: argparse.Namespace) -> int:
+    from gymlab import tune
+
+    space: dict[str, Any] = {}
+    for kind, text in args.space:
+        key, spec = tune.parse_spec(kind, text)
+        if key in space:
+            raise UserError(f"{key} is searched twice")
+        space[key] = spec
+    overrides = {k: v for k, v in vars(args).items() if k not in _TUNE_ARGS}
+    results = tune.run(args.algo, args.env, space, metric=args.metric, mode=args.mode,
+                       samples=args.samples, scheduler=args.scheduler, search=args.search,
+                       seed=args.seed, cpus_per_trial=args.cpus_per_trial, logdir=args.logdir,
+                       ray_address=args.ray_address, progress=not args.quiet, **overrides)
+    print("\n".join(results.summary()))
+    if results.interrupted:
+        return 128 + results.interrupted
+    return 0 if results.best is not None else 1
 
 
 def main(argv: Sequence[str] | None = None) -> int:
