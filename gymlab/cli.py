@@ -62,6 +62,25 @@ def build_parser(argv: Sequence[str]) -> Parser:
     rec.add_argument("--episodes", type=_positive_int, default=1, help="episodes (default: 1)")
     rec.set_defaults(func=cmd_record)
 
+    nas = commands.add_parser(
+        "nas", help="search for a good CNN on a dataset (the network-design environment)",
+        description="Search gymlab/NAS-v0 for a good CNN: evolution, random, ppo or dqn.")
+    nas.add_argument("--resume", metavar="RUN_DIR", default=None,
+                     help="continue an interrupted search (trained candidates come from its cache)")
+    nas.set_defaults(func=cmd_nas, nas_command=None)
+    if argv[:1] == ["nas"]:
+        from gymlab.core.config import add_arguments
+        from gymlab.nas import NASConfig
+
+        add_arguments(nas, NASConfig, "search options")
+    nas_commands = nas.add_subparsers(dest="nas_command", metavar="COMMAND")
+    table = nas_commands.add_parser(
+        "build-table", help="train every architecture of a small space into a lookup table")
+    table.add_argument("--out", required=True, metavar="FILE.npz", help="table file to write")
+    table.add_argument("--seeds", type=_positive_int, default=2,
+                       help="training seeds per architecture (default: 2)")
+    table.set_defaults(nas_command="build-table")
+
     plot = commands.add_parser("plot", help="draw learning curves of one or more runs")
     plot.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run directories to overlay")
     plot.add_argument("--out", required=True, metavar="FILE.png", help="image file to write")
@@ -275,6 +294,46 @@ def cmd_record(args: argparse.Namespace) -> int:
     frames = record_video(agent.act, agent.run_config.env, args.out, args.episodes, seed,
                           env_kwargs)
     print(f"wrote {args.out}: {frames} frames, {args.episodes} episode(s) of {path}")
+    return 0
+
+
+def cmd_nas(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from gymlab import nas
+
+    options = {f.name: getattr(args, f.name) for f in dataclasses.fields(nas.NASConfig)
+               if hasattr(args, f.name)}
+    if args.resume is not None:
+        if options:
+            raise UserError(f"a resumed search keeps its config; cannot change "
+                            f"{', '.join(sorted(options))}")
+        result = nas.resume(args.resume)
+    elif args.nas_command == "build-table":
+        return _build_table(nas.NASConfig(**options), args.out, args.seeds)
+    else:
+        result = nas.search(nas.NASConfig(**options))
+    return 130 if result.outcome == "interrupted" else 0
+
+
+def _build_table(config: Any, out: str, seeds: int) -> int:
+    import torch
+
+    from gymlab.envs.nas.datasets import load_dataset
+    from gymlab.envs.nas.search_space import load_space
+    from gymlab.envs.nas.table import build_table
+    from gymlab.envs.nas.trainer import TrainSettings
+    from gymlab.envs.nas.workers import usable_workers
+
+    torch.set_num_threads(1)
+    space = load_space(config.space)
+    data = load_dataset(config.dataset, config.data_dir, config.subset)
+    settings = TrainSettings(epochs=config.epochs, optimizer=config.optimizer, seed=config.seed)
+    count = len(space) ** config.layers
+    print(f"training {count} architectures x {seeds} seeds", file=sys.stderr)
+    path = build_table(out, space, data, config.layers, settings, seeds,
+                       usable_workers(config.workers))
+    print(f"wrote {path}")
     return 0
 
 

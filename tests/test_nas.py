@@ -312,3 +312,52 @@ def test_architecture_table_replaces_training(tmp_path):
         gym.make("gymlab/NAS-v0", evaluator="table", table=str(path), layers=3)
     with pytest.raises(UserError, match="no architecture table"):
         gym.make("gymlab/NAS-v0", evaluator="table", table=str(tmp_path / "none.npz"))
+
+
+def test_cli_nas_search_resume_and_build_table(tmp_path, capsys):
+    from tests.test_cli import run_main
+
+    code, out, err = run_main(capsys, "nas", "--budget", "4", "--epochs", "1", "--layers", "2",
+                              "--subset", "200", "--logdir", str(tmp_path), "--progress", "false")
+    assert code == 0 and "1. " in out, err
+    (run,) = tmp_path.iterdir()
+    code, out, err = run_main(capsys, "nas", "--resume", str(run))
+    assert code == 0 and "4 cache hits" in err  # nothing retrained
+    code, _, err = run_main(capsys, "nas", "--resume", str(run), "--budget", "9")
+    assert code == 2 and "cannot change budget" in err
+    space = tmp_path / "space.json"
+    space.write_text('[{"kind": "maxpool", "kernel": 2}, {"kind": "none"}]')
+    code, out, err = run_main(capsys, "nas", "--space", str(space), "--layers", "2", "--epochs",
+                              "1", "--subset", "100", "build-table", "--out",
+                              str(tmp_path / "t.npz"), "--seeds", "1")
+    assert code == 0 and (tmp_path / "t.npz").exists(), err
+
+
+def test_cli_nas_bad_input(tmp_path, capsys):
+    from tests.test_cli import assert_one_line_error, run_main
+
+    (tmp_path / "bad.json").write_text('[{"kind": "attention"}]')
+    (tmp_path / "empty.json").write_text("[]")
+    np.savez(tmp_path / "labels.npz", x=np.zeros((20, 4, 4), np.float32), y=np.arange(20) - 1)
+    cases = [
+        (["--dataset", "cifar10", "--data-dir", str(tmp_path)], "missing data_batch_1"),
+        (["--dataset", "npz", "--data-dir", str(tmp_path / "labels.npz")], "labels must lie"),
+        (["--layers", "0"], "layers must be positive"),
+        (["--space", str(tmp_path / "empty.json")], "non-empty list"),
+        (["--space", str(tmp_path / "bad.json")], "unknown layer type"),
+        (["--budget", "0"], "budget must be positive"),
+        (["--searcher", "bayes"], "expected one of"),
+    ]
+    for args, message in cases:
+        logdir = tmp_path / "runs"
+        code, _, err = run_main(capsys, "nas", *args, "--logdir", str(logdir))
+        assert code == 2 and message in err, (args, err)
+        assert_one_line_error(err)
+        assert not logdir.exists()
+
+
+def test_workers_beyond_the_machine_are_clamped(capsys):
+    from gymlab.envs.nas.workers import usable_workers
+
+    assert usable_workers(10_000) < 10_000
+    assert "warning" in capsys.readouterr().err
