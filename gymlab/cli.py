@@ -313,6 +313,7 @@ def cmd_nas(args: argparse.Namespace) -> int:
         return _build_table(nas.NASConfig(**options), args.out, args.seeds)
     else:
         result = nas.search(nas.NASConfig(**options))
+    nas.print_leaderboard(result)
     return 130 if result.outcome == "interrupted" else 0
 
 

@@ -240,10 +240,13 @@ def search(config: NASConfig, run: RunDir | None = None) -> SearchResult:
         if result.outcome == "interrupted":
             print(f"interrupted after {len(result.candidates)} candidates; resume with: "
                   f"gymlab nas --resume {shlex.quote(str(run.path))}", file=sys.stderr)
-    for rank, c in enumerate(result.leaderboard[:10], 1):
+    return result
+
+
+def print_leaderboard(result: SearchResult, top: int = 10) -> None:
+    for rank, c in enumerate(result.leaderboard[:top], 1):
         print(f"{rank:>3}. {c.result.best_valid_acc:6.2f}%  {c.result.params:>7} params  "
               f"{c.result.seconds:5.2f}s  {c.result.architecture}")
-    return result
 
 
 def _test_accuracy(model: torch.nn.Module, env: NASEnv) -> float:
