@@ -2,7 +2,8 @@
 
 A value here sits between the config dataclass's default and what the user passes. Keys are
 fields of RunConfig or of the algorithm's config. Entries marked "zoo" are RL-Baselines3-Zoo's
-tuned DQN values (its gradient_steps=-1 written out as train_freq).
+tuned values (for DQN its gradient_steps=-1 written out as train_freq; for PPO its batch_size
+as num_minibatches = num_envs * num_steps / batch_size).
 """
 
 from __future__ import annotations
@@ -38,6 +39,33 @@ TUNED: dict[str, dict[str, dict[str, Any]]] = {
             "learning_starts": 0, "gamma": 0.99, "target_update_interval": 250,
             "train_freq": 4, "gradient_steps": 4, "exploration_fraction": 0.12,
             "exploration_final_eps": 0.1, "hidden_sizes": (256, 256),
+        },
+    },
+    "ppo": {
+        "CartPole-v1": {  # gymlab's own tuning for time to solve (benchmarks/cartpole_ppo.py)
+            "total_steps": 200_000, "stop_reward": 475.0,
+            "num_envs": 16, "num_steps": 64, "num_minibatches": 4, "update_epochs": 2,
+            "learning_rate": 2e-3, "gamma": 0.995, "gae_lambda": 0.95, "clip_vloss": False,
+            "normalize_obs": True, "normalize_reward": True,
+        },
+        # Below, RL-Zoo's PPO values: its batch_size 64 written as num_minibatches, a constant
+        # learning rate as anneal_lr False, SB3's unclipped value loss as clip_vloss False
+        "Acrobot-v1": {
+            "total_steps": 200_000, "stop_reward": -100.0,
+            "num_envs": 16, "num_steps": 256, "num_minibatches": 64, "update_epochs": 4,
+            "learning_rate": 3e-4, "anneal_lr": False, "gamma": 0.99, "gae_lambda": 0.94,
+            "clip_vloss": False, "normalize_obs": True, "normalize_reward": True,
+        },
+        "Pendulum-v1": {  # no gSDE in gymlab: gamma 0.95 (zoo 0.9) and lr annealed instead
+            "total_steps": 200_000, "stop_reward": -200.0,
+            "num_envs": 4, "num_steps": 1024, "num_minibatches": 64, "update_epochs": 10,
+            "learning_rate": 1e-3, "gamma": 0.95, "gae_lambda": 0.95, "clip_vloss": False,
+        },
+        "LunarLander-v3": {  # the zoo's LunarLander-v2 entry
+            "total_steps": 1_000_000, "stop_reward": 200.0,
+            "num_envs": 16, "num_steps": 1024, "num_minibatches": 256, "update_epochs": 4,
+            "learning_rate": 3e-4, "anneal_lr": False, "gamma": 0.999, "gae_lambda": 0.98,
+            "ent_coef": 0.01, "clip_vloss": False,
         },
     },
 }

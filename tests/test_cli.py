@@ -216,6 +216,7 @@ def test_record_needs_rgb_array(capsys, tmp_path):
 def test_train_ppo_then_eval(tmp_path):
     result = gymlab("train", "ppo", "--env", "Pendulum-v1", "--logdir", str(tmp_path),
                     "--total-steps", "512", "--num-envs", "2", "--num-steps", "64",
+                    "--num-minibatches", "4", "--update-epochs", "4",
                     "--eval-every", "256", "--eval-episodes", "2", "--normalize-obs", "true",
                     "--progress", "false")
     assert result.returncode == 0, result.stderr

@@ -12,7 +12,8 @@ from gymlab.core.errors import UnsupportedSpaceError
 from gymlab.core.session import TrainingSession
 from tests.test_dqn import progress_without_timing
 
-SMALL = {"num_envs": 4, "num_steps": 32, "hidden_sizes": (32,)}
+SMALL = {"num_envs": 4, "num_steps": 32, "hidden_sizes": (32,), "num_minibatches": 4,
+         "update_epochs": 4}
 
 
 def params(agent):
