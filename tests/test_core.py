@@ -92,3 +92,10 @@ def test_checkpoint_errors(tmp_path):
     torch.save({"weights": 1}, tmp_path / "foreign.pt")
     with pytest.raises(CheckpointError, match="not a gymlab checkpoint"):
         load_checkpoint(tmp_path / "foreign.pt")
+
+
+def test_run_directories_never_share_a_name(tmp_path):
+    from gymlab.core.run import RunDir
+
+    paths = {RunDir.create(str(tmp_path), "dqn", "CartPole-v1", {}).path for _ in range(3)}
+    assert len(paths) == 3 and all((p / "checkpoints").is_dir() for p in paths)

@@ -128,13 +128,17 @@ class RunDir:
         name = f"{algo}-{env_id.replace('/', '_')}-{stamp}"
         base = Path(logdir)
         path, n = base / name, 1
-        while path.exists():
-            n += 1
-            path = base / f"{name}-{n}"
-        try:
-            (path / "checkpoints").mkdir(parents=True)
-        except OSError as exc:
-            raise UserError(f"cannot create the run directory {path}: {exc.strerror}") from None
+        while True:  # mkdir without exist_ok claims the name even against a racing process
+            try:
+                base.mkdir(parents=True, exist_ok=True)
+                path.mkdir()
+                break
+            except FileExistsError:
+                n += 1
+                path = base / f"{name}-{n}"
+            except OSError as exc:
+                raise UserError(f"cannot create the run directory {path}: {exc.strerror}") from None
+        (path / "checkpoints").mkdir()
         record = {
             "algo": algo,
             **config,
