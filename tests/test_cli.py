@@ -114,31 +114,30 @@ def test_help_is_fast_and_complete():
         assert "--out" in gymlab(command, "--help").stdout or command == "eval"
 
 
-def test_ctrl_c_saves_and_prints_the_resume_command(tmp_path):
+def train_then_signal(logdir, sig):
+    """A long `gymlab train` stopped by `sig` once it is training: (exit code, stderr)."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "gymlab", "train", "dqn", "--logdir", str(tmp_path),
+        [sys.executable, "-m", "gymlab", "train", "dqn", "--logdir", str(logdir),
          "--total-steps", "1000000", "--eval-every", "0", "--progress", "false"],
         stderr=subprocess.PIPE, text=True)
     assert "run directory" in proc.stderr.readline()
     time.sleep(1.5)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig)
     _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, err
+    return proc.returncode, err
+
+
+def test_ctrl_c_saves_and_prints_the_resume_command(tmp_path):
+    code, err = train_then_signal(tmp_path, signal.SIGINT)
+    assert code == 130, err
     assert "resume with: gymlab train --resume" in err and "Traceback" not in err
     (run,) = tmp_path.iterdir()
     assert (run / "checkpoints" / "last.pt").exists()
 
 
 def test_sigterm_exits_143(tmp_path):
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "gymlab", "train", "dqn", "--logdir", str(tmp_path),
-         "--total-steps", "1000000", "--eval-every", "0", "--progress", "false"],
-        stderr=subprocess.PIPE, text=True)
-    assert "run directory" in proc.stderr.readline()
-    time.sleep(1.0)
-    proc.send_signal(signal.SIGTERM)
-    proc.communicate(timeout=60)
-    assert proc.returncode == 143
+    code, err = train_then_signal(tmp_path, signal.SIGTERM)
+    assert code == 143, err
 
 
 @pytest.mark.parametrize("args, message", [

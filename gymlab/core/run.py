@@ -10,6 +10,7 @@ import signal
 import sys
 import time
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -124,20 +125,7 @@ class RunDir:
 
     @classmethod
     def create(cls, logdir: str, algo: str, env_id: str, config: dict[str, Any]) -> RunDir:
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        name = f"{algo}-{env_id.replace('/', '_')}-{stamp}"
-        base = Path(logdir)
-        path, n = base / name, 1
-        while True:  # mkdir without exist_ok claims the name even against a racing process
-            try:
-                base.mkdir(parents=True, exist_ok=True)
-                path.mkdir()
-                break
-            except FileExistsError:
-                n += 1
-                path = base / f"{name}-{n}"
-            except OSError as exc:
-                raise UserError(f"cannot create the run directory {path}: {exc.strerror}") from None
+        path = new_dir(Path(logdir), f"{algo}-{env_id.replace('/', '_')}")
         (path / "checkpoints").mkdir()
         record = {
             "algo": algo,
@@ -163,6 +151,23 @@ class RunDir:
 
     def checkpoint(self, name: str = "last") -> Path:
         return self.path / "checkpoints" / f"{name}.pt"
+
+
+def new_dir(parent: Path, name: str) -> Path:
+    """Create `parent/name-YYYYmmdd-HHMMSS` (with -2, -3, ... when taken) and return it.
+    mkdir without exist_ok claims the name even against a process racing for it."""
+    base = f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    path, n = parent / base, 1
+    while True:
+        try:
+            parent.mkdir(parents=True, exist_ok=True)
+            path.mkdir()
+            return path
+        except FileExistsError:
+            n += 1
+            path = parent / f"{base}-{n}"
+        except OSError as exc:
+            raise UserError(f"cannot create the run directory {path}: {exc.strerror}") from None
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -207,11 +212,13 @@ def load_checkpoint(path: str | Path, algo: str | None = None) -> dict[str, Any]
 
 
 class GracefulInterrupt:
-    """Turns the first SIGINT/SIGTERM into a flag the training loop checks between steps;
-    a second one interrupts at once."""
+    """Turns the first SIGINT/SIGTERM into a flag the training loop checks between steps
+    (and a call of `on_signal`, for loops that must be told); a second one interrupts at
+    once."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_signal: Callable[[int], None] | None = None) -> None:
         self.signal: int | None = None
+        self.on_signal = on_signal
         self._previous: dict[int, Any] = {}
 
     @property
@@ -226,6 +233,8 @@ class GracefulInterrupt:
         if self.signal is not None:
             raise KeyboardInterrupt
         self.signal = signum
+        if self.on_signal is not None:
+            self.on_signal(signum)
 
     def __enter__(self) -> GracefulInterrupt:
         import threading

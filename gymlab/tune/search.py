@@ -4,7 +4,6 @@ keeping the finished trials."""
 
 from __future__ import annotations
 
-import itertools
 import math
 import signal
 import sys
@@ -45,25 +44,22 @@ def run(algo: str, env: str = "CartPole-v1", space: Mapping[str, Any] | None = N
         check_reachable(ray_address)
     import_ray(plan)
     with RaySession(ray_address, cpus_per_trial) as ray_cpus:
-        path = _create_dir(Path(logdir), f"tune-{algo}-{env.replace('/', '_')}")
+        from gymlab.core.run import new_dir
+
+        path = new_dir(Path(logdir), f"tune-{algo}-{env.replace('/', '_')}").resolve()
         return Search(plan, path, cpus_per_trial, ray_cpus, progress).run()
 
 
-def _create_dir(logdir: Path, name: str) -> Path:
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    for n in itertools.count(1):
-        path = logdir / (f"{name}-{stamp}" if n == 1 else f"{name}-{stamp}-{n}")
-        try:
-            path.mkdir(parents=True)
-            return path.resolve()
-        except FileExistsError:
-            continue
-        except OSError as exc:
-            raise UserError(f"cannot create {path}: {exc.strerror}") from None
-    raise AssertionError
-
-
 class Search:
+    def _on_signal(self, signum: int) -> None:
+        """The first SIGINT/SIGTERM stops the search after its running trials are stopped
+        (their run directories keep the last checkpoint); a second one aborts at once."""
+        self.interrupted = signum
+        self.stop_event.set()
+        if self.display:
+            self.display.say("stopping the search: running trials are stopped, "
+                             "finished ones kept (press Ctrl-C again to abort)")
+
     def __init__(self, plan: Plan, path: Path, cpus_per_trial: int, cpus: int,
                  progress: bool) -> None:
         self.plan, self.path = plan, path
@@ -172,7 +168,9 @@ class Search:
                 f"({self.cpus} CPUs, {self.cpus_per_trial} per trial), {plan.metric} "
                 f"({plan.mode}), max {plan.max_steps} steps each; in {self.path}")
         try:
-            with _Signals(self):
+            from gymlab.core.run import GracefulInterrupt
+
+            with GracefulInterrupt(self._on_signal):
                 self.tuner(storage).fit()
         except KeyboardInterrupt:
             self.interrupted = self.interrupted or signal.SIGINT
@@ -236,34 +234,6 @@ def _error_line(error_file: Path, trial: Any) -> str:
             text = ""
     lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
     return (lines[-1] if lines else "the trial's process died")[:300]
-
-
-class _Signals:
-    """The first SIGINT/SIGTERM stops the search after its running trials are stopped (their
-    run directories keep the last checkpoint); a second one aborts at once."""
-
-    def __init__(self, search: Search) -> None:
-        self.search = search
-        self.previous: dict[int, Any] = {}
-
-    def handle(self, signum: int, frame: Any) -> None:
-        if self.search.interrupted is not None:
-            raise KeyboardInterrupt
-        self.search.interrupted = signum
-        self.search.stop_event.set()
-        if self.search.display:
-            self.search.display.say("stopping the search: running trials are stopped, "
-                                    "finished ones kept (press Ctrl-C again to abort)")
-
-    def __enter__(self) -> _Signals:
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self.previous[sig] = signal.signal(sig, self.handle)
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        for sig, handler in self.previous.items():
-            signal.signal(sig, handler)
 
 
 def _callback(search: Search) -> Any:
