@@ -24,6 +24,7 @@ from gymlab.core.errors import UserError
 from gymlab.core.logger import Logger, Progress
 from gymlab.core.run import GracefulInterrupt, RunDir, atomic_write_text, seed_everything
 from gymlab.envs.nas.env import NASEnv
+from gymlab.envs.nas.halving import successive_halving
 from gymlab.envs.nas.searchers import RandomSearch, RegularizedEvolution
 from gymlab.envs.nas.trainer import CandidateResult, TrainSettings, train_candidate
 from gymlab.envs.nas.workers import CandidatePool, usable_workers
@@ -33,7 +34,7 @@ Searcher = Literal["evolution", "random", "ppo", "dqn"]
 RL_SEARCHER_DEFAULTS: dict[str, dict[str, Any]] = {
     # one env step is one trained network: short rollouts, or PPO's first update would come
     # after thousands of candidates and it would only ever be random search
-    "ppo": {"num_envs": 1, "num_steps": 8, "num_minibatches": 2, "update_epochs": 4,
+    "ppo": {"num_steps": 8, "num_minibatches": 2, "update_epochs": 4,
             "learning_rate": 3e-3, "ent_coef": 0.01, "hidden_sizes": (64,), "anneal_lr": False,
             "normalize_reward": True},
     "dqn": {"learning_starts": 20, "batch_size": 16, "train_freq": 1, "gradient_steps": 1,
@@ -78,7 +79,15 @@ class NASConfig:
     """evolution/random: candidates proposed together, then trained in parallel and told
     back. Results depend on it, not on the number of workers."""
     workers: int = 1
-    """Candidates trained at once in worker processes (one torch thread each)."""
+    """Candidates trained at once in worker processes or Ray actors (one torch thread each)."""
+    ray_address: str | None = None
+    """Train candidates on Ray actors: local (start Ray here), auto or HOST:PORT (join a
+    cluster) (none: local processes). Needs the tune extra."""
+    halving_epochs: int = 0
+    """Successive halving: train each round's candidates this many epochs first and only the
+    best 1/halving_eta further, up to epochs (0: off). Use a larger round_size with it."""
+    halving_eta: int = 3
+    """Successive halving: each rung keeps the best 1/halving_eta of its candidates."""
     retrain_best: int = 0
     """Train the winner this many epochs more and report its test accuracy (0: skip)."""
     seed: int = 0
@@ -97,6 +106,14 @@ class NASConfig:
         require(self.retrain_best >= 0, f"retrain_best must be >= 0, got {self.retrain_best}")
         require(self.round_size > 0, f"round_size must be positive, got {self.round_size}")
         require(self.workers > 0, f"workers must be positive, got {self.workers}")
+        require(self.halving_epochs >= 0,
+                f"halving_epochs must be >= 0, got {self.halving_epochs}")
+        require(self.halving_epochs < self.epochs or self.halving_epochs == 0,
+                f"halving_epochs ({self.halving_epochs}) must be below epochs ({self.epochs})")
+        require(self.halving_eta > 1, f"halving_eta must be > 1, got {self.halving_eta}")
+        require(self.halving_epochs == 0 or self.searcher in ("evolution", "random"),
+                "successive halving ranks a round of candidates: use it with the evolution "
+                "or random searcher")
 
 
 @dataclass
@@ -106,6 +123,8 @@ class Candidate:
     result: CandidateResult
     cache_hit: bool
     reward: float
+    screened: bool = False
+    """Stopped by successive halving after a shorter training: not on the leaderboard."""
 
 
 @dataclass
@@ -117,10 +136,10 @@ class SearchResult:
 
     @property
     def leaderboard(self) -> list[Candidate]:
-        """Distinct built architectures, best valid accuracy first."""
+        """Distinct built and fully trained architectures, best valid accuracy first."""
         best: dict[str, Candidate] = {}
         for c in self.candidates:
-            if c.result.ok and c.result.architecture not in best:
+            if c.result.ok and not c.screened and c.result.architecture not in best:
                 best[c.result.architecture] = c
         return sorted(best.values(), key=lambda c: (-c.result.best_valid_acc, c.result.params))
 
@@ -153,6 +172,10 @@ def search(config: NASConfig, run: RunDir | None = None) -> SearchResult:
                   "train": dict(settings.__dict__), "evaluator": config.evaluator,
                   "table": config.table}
     NASEnv(**env_kwargs)  # validates data, space and settings before anything is written
+    if config.ray_address is not None and config.evaluator == "train":
+        from gymlab.tune.cluster import check_reachable
+
+        check_reachable(config.ray_address)
     resuming = run is not None
     if run is None and config.logdir is not None:
         run = RunDir.create(config.logdir, f"nas-{config.searcher}", config.dataset,
@@ -172,34 +195,37 @@ def search(config: NASConfig, run: RunDir | None = None) -> SearchResult:
         nonlocal best_acc
         if len(result.candidates) >= config.budget:
             return
-        result.candidates.append(Candidate(len(result.candidates), ids, res, hit, reward))
-        best_acc = max(best_acc, res.best_valid_acc if res.ok else 0.0)
+        screened = res.ok and len(res.valid_acc) < env.epochs
+        result.candidates.append(Candidate(len(result.candidates), ids, res, hit, reward,
+                                           screened))
+        if res.ok and not screened:
+            best_acc = max(best_acc, res.best_valid_acc)
         n = len(result.candidates)
         logger.log(n, {"candidate/valid_acc": res.best_valid_acc if res.ok else 0.0,
                        "candidate/built": float(res.ok), "candidate/reward": reward,
                        "candidate/train_seconds": 0.0 if hit else res.seconds,
                        "search/best_valid_acc": best_acc})
-        progress.set(best=f"{best_acc:.2f}%", hits=stats_env.stats["cache_hits"],
-                     failed=stats_env.stats["failures"])
+        progress.set(best=f"{best_acc:.2f}%", hits=sum(c.cache_hit for c in result.candidates),
+                     failed=sum(not c.result.ok for c in result.candidates))
         progress.update(n)
 
-    stats_env = env  # the env whose counters the progress shows (the agent's, for RL)
     start = time.perf_counter()
-    if config.searcher in ("evolution", "random"):
-        env.on_candidate = record
-        env.reset(seed=config.seed)
-        proposer = (RegularizedEvolution(len(env.space), config.layers, config.seed,
-                                         config.population, config.sample_size)
-                    if config.searcher == "evolution"
-                    else RandomSearch(len(env.space), config.layers, config.seed))
-        workers = usable_workers(config.workers) if env.table is None else 1
-        with GracefulInterrupt() as interrupt, CandidatePool(workers, env.space, env.data,
-                                                             env.settings) as pool:
+    with GracefulInterrupt() as interrupt, _pool(config, env) as pool:
+        if config.searcher in ("evolution", "random"):
+            env.on_candidate = record
+            env.reset(seed=config.seed)
+            proposer = (RegularizedEvolution(len(env.space), config.layers, config.seed,
+                                             config.population, config.sample_size)
+                        if config.searcher == "evolution"
+                        else RandomSearch(len(env.space), config.layers, config.seed))
             done = 0
             while done < config.budget and not interrupt.requested:
                 batch = [proposer.ask() for _ in range(min(config.round_size,
                                                            config.budget - done))]
-                if workers > 1 and env.table is None:
+                if config.halving_epochs:
+                    successive_halving(env, batch, pool, config.halving_epochs,
+                                       config.halving_eta)
+                elif pool.workers > 1:
                     env.prefetch(batch, pool)
                 for ids in batch:
                     _, _, _, _, info = env.step(ids)
@@ -207,25 +233,32 @@ def search(config: NASConfig, run: RunDir | None = None) -> SearchResult:
                 done += len(batch)
             if interrupt.requested and done < config.budget:
                 result.outcome = "interrupted"
-    else:
-        from gymlab.agents import algorithm
+        else:
+            from gymlab.agents import algorithm
 
-        agent = algorithm(config.searcher)(
-            "gymlab/NAS-v0", env_kwargs=env_kwargs,
-            seed=config.seed, eval_every=0, progress=False, log_every=10**9,
-            logdir=str(run.path / "agent") if run else None, total_steps=config.budget,
-            **RL_SEARCHER_DEFAULTS[config.searcher])
-        stats_env = agent.envs.envs[0].unwrapped
-        stats_env.on_candidate = record
-        if agent.learn().outcome == "interrupted":
-            result.outcome = "interrupted"
+            agent = algorithm(config.searcher)(
+                "gymlab/NAS-v0", env_kwargs=env_kwargs,
+                seed=config.seed, eval_every=0, progress=False, log_every=10**9,
+                logdir=str(run.path / "agent") if run else None, total_steps=config.budget,
+                **rl_searcher_settings(config.searcher, config.round_size))
+            # the agent's round_size envs share one cache, and each vector step trains their
+            # candidates at once on the pool's workers
+            envs = [e.unwrapped for e in agent.envs.envs]
+            for e in envs:
+                e.share_cache(envs[0])
+                e.on_candidate = record
+            if pool.workers > 1:
+                agent.envs.before_step = lambda actions: envs[0].prefetch(list(actions), pool)
+            if agent.learn().outcome == "interrupted":
+                result.outcome = "interrupted"
     progress.close()
     logger.close()
     elapsed = time.perf_counter() - start
     best = result.best
-    stats = stats_env.stats
-    print(f"{len(result.candidates)} candidates in {elapsed:.1f}s, {stats['cache_hits']} cache "
-          f"hits, {stats['failures']} not built; best valid accuracy "
+    hits = sum(c.cache_hit for c in result.candidates)
+    failures = sum(not c.result.ok for c in result.candidates)
+    print(f"{len(result.candidates)} candidates in {elapsed:.1f}s, {hits} cache hits, "
+          f"{failures} not built; best valid accuracy "
           f"{best.result.best_valid_acc:.2f}%: {best.result.architecture}" if best else
           "no candidate could be built", file=sys.stderr)
     if (best is not None and config.retrain_best > 0 and result.outcome == "completed"
@@ -241,6 +274,24 @@ def search(config: NASConfig, run: RunDir | None = None) -> SearchResult:
             print(f"interrupted after {len(result.candidates)} candidates; resume with: "
                   f"gymlab nas --resume {shlex.quote(str(run.path))}", file=sys.stderr)
     return result
+
+
+def rl_searcher_settings(searcher: str, round_size: int) -> dict[str, Any]:
+    """The RL searcher's config: RL_SEARCHER_DEFAULTS with one env per candidate of a round,
+    and as many updates per trained network whatever the round size."""
+    settings = {**RL_SEARCHER_DEFAULTS[searcher], "num_envs": round_size}
+    if searcher == "ppo":  # an update every 8 networks (at least one round)
+        settings["num_steps"] = max(1, settings["num_steps"] // round_size)
+    else:  # one gradient step per network
+        settings["gradient_steps"] = round_size * settings.get("gradient_steps", 1)
+    return settings
+
+
+def _pool(config: NASConfig, env: NASEnv) -> CandidatePool:
+    if env.table is not None:  # lookups: nothing to run in parallel
+        return CandidatePool(1, env.space, env.data, env.settings)
+    workers = config.workers if config.ray_address else usable_workers(config.workers)
+    return CandidatePool(workers, env.space, env.data, env.settings, config.ray_address)
 
 
 def print_leaderboard(result: SearchResult, top: int = 10) -> None:

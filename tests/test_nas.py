@@ -255,17 +255,71 @@ def test_interrupted_search_resumes_without_retraining(tmp_path, monkeypatch):
     assert len((cut.run_dir / "cache.jsonl").read_text().splitlines()) > trained
 
 
-def test_two_workers_give_the_sequential_results(tmp_path):
-    from gymlab.nas import NASConfig, search
-
-    config = NASConfig(budget=6, epochs=1, layers=3, subset=300, population=3, sample_size=2,
-                       round_size=3, logdir=None, progress=False)
-    one = search(config)
-    two = search(dataclasses.replace(config, workers=2))
+def _same_search(one, two) -> None:
     assert [c.ids for c in one.candidates] == [c.ids for c in two.candidates]
     assert [c.result.valid_loss for c in one.candidates] == [
         c.result.valid_loss for c in two.candidates]
     assert [c.cache_hit for c in one.candidates] == [c.cache_hit for c in two.candidates]
+    assert [c.reward for c in one.candidates] == [c.reward for c in two.candidates]
+
+
+@pytest.mark.parametrize("searcher", ["evolution", "ppo"])
+def test_two_workers_give_the_sequential_results(searcher):
+    from gymlab.nas import NASConfig, search
+
+    # ppo: two envs, so each vector step trains two candidates at once; the candidates'
+    # seeded training must not disturb the agent's own sampling either
+    config = NASConfig(searcher=searcher, budget=8, epochs=1, layers=3, subset=300,
+                       population=3, sample_size=2, round_size=3 if searcher == "evolution"
+                       else 2, logdir=None, progress=False)
+    _same_search(search(config), search(dataclasses.replace(config, workers=2)))
+
+
+def test_ray_actors_give_the_sequential_results():
+    pytest.importorskip("ray")
+    from gymlab.nas import NASConfig, search
+
+    config = NASConfig(budget=4, epochs=1, layers=3, subset=300, round_size=2, logdir=None,
+                       progress=False)
+    _same_search(search(config),
+                 search(dataclasses.replace(config, workers=2, ray_address="local")))
+
+
+def test_successive_halving_trains_only_the_best_fully(tmp_path):
+    from gymlab.envs.nas.halving import rungs
+    from gymlab.nas import NASConfig, resume, search
+
+    assert rungs(2, 3, 6) == [2, 6] and rungs(1, 2, 6) == [1, 2, 4, 6] and rungs(2, 3, 2) == [2]
+    config = NASConfig(budget=12, epochs=3, layers=3, subset=300, round_size=6,
+                       halving_epochs=1, halving_eta=3, logdir=str(tmp_path), progress=False)
+    result = search(config)
+    full = [c for c in result.candidates if c.result.ok and not c.screened]
+    screened = [c for c in result.candidates if c.screened]
+    assert len(full) == 4 and len(screened) >= 6  # 2 of each round of 6; failures not built
+    assert all(len(c.result.valid_acc) == 1 for c in screened)
+    assert all(len(c.result.valid_acc) == 3 for c in full)
+    assert result.best in full and all(c in full for c in result.leaderboard)
+    # the kept ones were the best of their round after one epoch
+    for start in (0, 6):
+        round_ = result.candidates[start:start + 6]
+        one_epoch = {c.index: c.result.valid_acc[0] if c.result.ok else -1 for c in round_}
+        kept = [c.index for c in round_ if not c.screened and c.result.ok]
+        assert min(one_epoch[i] for i in kept) >= max(
+            one_epoch[c.index] for c in round_ if c.screened)
+    # a resumed halving search replays from the cache: nothing is trained again
+    again = resume(result.run_dir)
+    assert all(c.cache_hit for c in again.candidates)
+    assert [c.result.valid_loss for c in again.candidates] == [
+        c.result.valid_loss for c in result.candidates]
+
+
+def test_halving_on_the_table_uses_the_first_epochs_of_its_curves():
+    from gymlab.nas import NASConfig, search
+
+    result = search(NASConfig(evaluator="table", layers=3, budget=16, round_size=8,
+                              halving_epochs=2, logdir=None, progress=False))
+    screened = [c for c in result.candidates if c.screened]
+    assert screened and all(len(c.result.valid_acc) == 2 for c in screened)
 
 
 def test_layerwise_env_builds_one_layer_per_step():
@@ -347,6 +401,9 @@ def test_cli_nas_bad_input(tmp_path, capsys):
         (["--space", str(tmp_path / "bad.json")], "unknown layer type"),
         (["--budget", "0"], "budget must be positive"),
         (["--searcher", "bayes"], "expected one of"),
+        (["--searcher", "ppo", "--halving-epochs", "2"], "use it with the evolution"),
+        (["--halving-epochs", "6"], "must be below epochs"),
+        (["--ray-address", "127.0.0.1:1"], "cannot reach a Ray cluster"),
     ]
     for args, message in cases:
         logdir = tmp_path / "runs"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+from collections.abc import Callable
 from typing import Any
 
 import gymnasium as gym
@@ -62,6 +63,9 @@ class EnvPool:
         self.episode_actions: list[list[Any]] = [[] for _ in range(num_envs)]
         self.episode_returns = np.zeros(num_envs, dtype=np.float64)
         self.episode_lengths = np.zeros(num_envs, dtype=np.int64)
+        self.before_step: Callable[[np.ndarray], None] | None = None
+        """Called with the actions before the envs step: where their work can start at
+        once (the network search trains the candidates of all envs in parallel)."""
 
     @property
     def observation_space(self) -> gym.Space:
@@ -99,6 +103,8 @@ class EnvPool:
         terminated = np.zeros(self.num_envs, dtype=bool)
         truncated = np.zeros(self.num_envs, dtype=bool)
         finished: list[tuple[float, int]] = []
+        if self.before_step is not None:
+            self.before_step(actions)
         for i, env in enumerate(self.envs):
             action = actions[i]
             obs, reward, term, trunc, _ = env.step(action)

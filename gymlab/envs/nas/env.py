@@ -103,6 +103,7 @@ class NASEnv(gym.Env):
         })
         self.cache: dict[tuple[str, ...], CandidateResult] = {}
         self._prefetched: set[tuple[str, ...]] = set()
+        self._screened: dict[tuple[str, ...], tuple[CandidateResult, bool]] = {}
         self.cache_file = Path(cache_file) if cache_file else None
         if self.cache_file is not None and self.cache_file.exists():
             self.cache.update(_read_cache(self.cache_file))
@@ -133,33 +134,72 @@ class NASEnv(gym.Env):
     def evaluate(self, ids: Sequence[int]) -> tuple[CandidateResult, bool]:
         """Train the network of `ids`, or take it from the cache: (result, cache hit)."""
         key = self.space.canonical(ids)
+        if key in self._screened:  # stopped early by successive halving in this round
+            result, hit = self._screened[key]
+            self._screened[key] = (result, True)  # the same network again is a cache hit
+            return result, hit
         if key in self._prefetched:  # trained in parallel just before this step
             self._prefetched.discard(key)
             return self.cache[key], False
         if key in self.cache:
             return self.cache[key], True
-        if self.table is not None:
-            self.cache[key] = self.table.lookup(list(ids), self.settings.seed)
-        else:
-            self._store(key, train_candidate(ids, self.space, self.data, self.settings))
+        self._store(key, self._train(ids, self.settings))
         return self.cache[key], False
+
+    def _train(self, ids: Sequence[int], settings: TrainSettings) -> CandidateResult:
+        if self.table is None:
+            return train_candidate(ids, self.space, self.data, settings)
+        full = self.table.lookup(list(ids), settings.seed)
+        # training is seeded and has no schedule, so a shorter training is the same
+        # training stopped early: its curves are the first epochs of the full ones
+        return dataclasses.replace(full, **{m: getattr(full, m)[:settings.epochs]
+                                            for m in METRICS})
+
+    def train_batch(self, batch: Sequence[Sequence[int]], pool: CandidatePool,
+                    epochs: int | None = None) -> list[tuple[CandidateResult, bool]]:
+        """(result, cache hit) for every network of `batch`, trained for `epochs` (default:
+        the env's) on `pool`'s workers where not cached. Shorter trainings are cached apart
+        from full ones. Training is seeded per candidate, so the results are those of
+        training them one by one here."""
+        epochs = epochs or self.settings.epochs
+        settings = dataclasses.replace(self.settings, epochs=epochs)
+
+        def key_of(ids: Sequence[int]) -> tuple[str, ...]:
+            key = self.space.canonical(ids)
+            return key if epochs == self.settings.epochs else (*key, f"epochs={epochs}")
+
+        todo: dict[tuple[str, ...], list[int]] = {}
+        for ids in batch:
+            key = key_of(ids)
+            if key not in self.cache and key not in todo:
+                todo[key] = [int(i) for i in ids]
+        trained = (pool.map(list(todo.values()), settings) if self.table is None
+                   else [self._train(ids, settings) for ids in todo.values()])
+        for key, result in zip(todo, trained):
+            self._store(key, result)
+        return [(self.cache[key_of(ids)], key_of(ids) not in todo) for ids in batch]
 
     def prefetch(self, batch: Sequence[Sequence[int]], pool: CandidatePool) -> None:
         """Train the networks of `batch` that are not cached yet on `pool`'s workers, so the
-        steps that follow find them. Training is seeded per candidate, so the results are
-        those of training them one by one here."""
-        todo: dict[tuple[str, ...], list[int]] = {}
-        for ids in batch:
-            key = self.space.canonical(ids)
-            if key not in self.cache and key not in todo:
-                todo[key] = [int(i) for i in ids]
-        for key, result in zip(todo, pool.map(list(todo.values()))):
-            self._store(key, result)
-            self._prefetched.add(key)
+        steps that follow find them (and count them as trained, not as cache hits)."""
+        for ids, (_, hit) in zip(batch, self.train_batch(batch, pool)):
+            if not hit:
+                self._prefetched.add(self.space.canonical(ids))
+
+    def share_cache(self, other: NASEnv) -> None:
+        """Use `other`'s cache: the envs of one search never train a network twice, and
+        `other.prefetch` trains for all of them."""
+        self.cache, self._prefetched = other.cache, other._prefetched
+
+    def screen(self, screened: dict[tuple[int, ...], tuple[CandidateResult, bool]]) -> None:
+        """Until the next call, steps on these networks answer these shorter trainings
+        (successive halving stopped them there): ids -> (result, cache hit)."""
+        self._screened = {self.space.canonical(ids): answer for ids, answer in screened.items()}
 
     def _store(self, key: tuple[str, ...], result: CandidateResult) -> None:
         self.cache[key] = result
-        if self.cache_file is not None:  # a resumed search does not train this one again
+        if self.cache_file is not None and self.table is None:  # so a resumed search does
+            # not train this one again (a table lookup costs nothing)
             with open(self.cache_file, "a") as f:
                 f.write(json.dumps({"key": list(key), **_result_fields(result)}) + "\n")
 
@@ -190,7 +230,9 @@ class NASEnv(gym.Env):
         return self._obs(), float(reward), False, False, info
 
     def _curve(self, result: CandidateResult, metric: str) -> np.ndarray:
-        return np.clip(np.asarray(getattr(result, metric), np.float32), 0.0, METRIC_CAP)
+        curve = np.clip(np.asarray(getattr(result, metric), np.float32), 0.0, METRIC_CAP)
+        # a network screened out by successive halving has a shorter curve: hold its last value
+        return np.pad(curve, (0, self.epochs - len(curve)), mode="edge")
 
     def _reward(self, ids: Sequence[int], result: CandidateResult) -> float:
         if self.reward_kind == "accuracy":

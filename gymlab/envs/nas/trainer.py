@@ -74,7 +74,15 @@ def train_candidate(ids: Sequence[int], space: SearchSpace, data: Dataset,
                     settings: TrainSettings, keep_model: bool = False) -> CandidateResult:
     """Build the network of `ids`, train it, and record per-epoch train loss, valid loss and
     valid accuracy (in %). Failures (not buildable, over a cap, out of memory) come back as a
-    result with `reason` set, never as an exception."""
+    result with `reason` set, never as an exception. The caller's global torch generator is
+    left as it was: an RL searcher sampling from it must not depend on where candidates
+    train (here, or in a worker process)."""
+    with torch.random.fork_rng(devices=[]):
+        return _train_candidate(ids, space, data, settings, keep_model)
+
+
+def _train_candidate(ids: Sequence[int], space: SearchSpace, data: Dataset,
+                     settings: TrainSettings, keep_model: bool) -> CandidateResult:
     torch.manual_seed(settings.seed)
     build = build_network(ids, space, data.input_shape, data.num_classes)
     result = CandidateResult(space.describe(ids), build.built, build.reason, build.params,

@@ -1,4 +1,5 @@
-"""Candidates trained in parallel: local worker processes, one torch thread each."""
+"""Candidates trained in parallel: local worker processes or Ray actors, one torch thread
+each. Every candidate's training is seeded by itself, so where it runs never changes it."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
+from gymlab.core.errors import UserError
 from gymlab.envs.nas.datasets import Dataset
 from gymlab.envs.nas.search_space import SearchSpace
 from gymlab.envs.nas.trainer import CandidateResult, TrainSettings, train_candidate
@@ -23,8 +25,19 @@ def _init(space: SearchSpace, data: Dataset, settings: TrainSettings) -> None:
     _worker.update(space=space, data=data, settings=settings)
 
 
-def _train(ids: list[int]) -> CandidateResult:
-    return train_candidate(ids, _worker["space"], _worker["data"], _worker["settings"])
+def _train(ids: list[int], settings: TrainSettings | None = None) -> CandidateResult:
+    return train_candidate(ids, _worker["space"], _worker["data"],
+                           settings or _worker["settings"])
+
+
+class _RayTrainer:
+    """A Ray actor that holds the dataset and trains candidates, one torch thread."""
+
+    def __init__(self, space: SearchSpace, data: Dataset, settings: TrainSettings) -> None:
+        _init(space, data, settings)
+
+    def train(self, ids: list[int], settings: TrainSettings | None = None) -> CandidateResult:
+        return _train(ids, settings)
 
 
 def usable_workers(requested: int) -> int:
@@ -39,28 +52,68 @@ def usable_workers(requested: int) -> int:
 
 
 class CandidatePool:
-    """A pool of worker processes that each hold the dataset and train candidates.
-    With one worker, candidates train in this process (no start-up cost)."""
+    """Workers that each hold the dataset and train candidates: with `ray_address`, that
+    many Ray actors ("local" starts Ray here; HOST:PORT or "auto" joins a cluster); else
+    local processes, and with one worker candidates train in this process (no start-up
+    cost)."""
 
     def __init__(self, workers: int, space: SearchSpace, data: Dataset,
-                 settings: TrainSettings) -> None:
+                 settings: TrainSettings, ray_address: str | None = None) -> None:
         self.workers = workers
         self.space, self.data, self.settings = space, data, settings
-        self.executor = None
-        if workers > 1:
+        self.executor: ProcessPoolExecutor | None = None
+        self.actors: Any = None
+        self.ray_session: Any = None
+        if ray_address is not None:
+            self._start_actors(ray_address)
+        elif workers > 1:
             # spawn, not fork: a forked torch with threads already started can deadlock
             self.executor = ProcessPoolExecutor(
                 workers, mp_context=multiprocessing.get_context("spawn"), initializer=_init,
                 initargs=(space, data, settings))
 
-    def map(self, batch: Sequence[list[int]]) -> list[CandidateResult]:
+    def _start_actors(self, address: str) -> None:
+        try:
+            import ray  # noqa: F401
+            from ray.util import ActorPool
+        except ImportError:
+            raise UserError("--ray-address needs Ray: pip install -c constraints.txt -e "
+                            "'.[tune]'") from None
+        from gymlab.tune.cluster import RaySession, check_reachable
+
+        check_reachable(address)
+        self.ray_session = RaySession(None if address == "local" else address, 1)
+        cpus = self.ray_session.__enter__()
+        if self.workers > cpus:
+            print(f"warning: --workers {self.workers} > {cpus} CPUs in the Ray cluster; "
+                  f"using {cpus}", file=sys.stderr)
+            self.workers = cpus
+        import ray
+
+        trainer = ray.remote(num_cpus=1)(_RayTrainer)
+        data_ref = ray.put(self.data)  # one copy in the object store, not one per actor
+        self.actors = ActorPool([trainer.remote(self.space, data_ref, self.settings)
+                                 for _ in range(self.workers)])
+
+    def map(self, batch: Sequence[list[int]],
+            settings: TrainSettings | None = None) -> list[CandidateResult]:
+        """Train every network of `batch` (with `settings`, else the pool's): results in
+        order."""
+        if self.actors is not None:
+            return list(self.actors.map(lambda actor, ids: actor.train.remote(ids, settings),
+                                        batch))
         if self.executor is None:
-            return [train_candidate(ids, self.space, self.data, self.settings) for ids in batch]
-        return list(self.executor.map(_train, batch))
+            return [train_candidate(ids, self.space, self.data, settings or self.settings)
+                    for ids in batch]
+        return list(self.executor.map(_train, batch, [settings] * len(batch)))
 
     def close(self) -> None:
         if self.executor is not None:
             self.executor.shutdown(cancel_futures=True)
+        if self.ray_session is not None:
+            self.actors = None
+            self.ray_session.__exit__()
+            self.ray_session = None
 
     def __enter__(self) -> CandidatePool:
         return self
