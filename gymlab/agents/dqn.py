@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -22,7 +24,7 @@ from gymlab.core.config import require
 from gymlab.core.envs import EnvPool
 from gymlab.core.networks import Activation, mlp
 from gymlab.core.run import generator_state, set_generator_state
-from gymlab.core.session import NonFiniteLoss, TrainingSession
+from gymlab.core.session import LoopHooks, NonFiniteLoss, TrainingSession
 from gymlab.core.spaces import discrete_branches
 
 
@@ -114,13 +116,16 @@ class DQN(Agent):
         self.buffer = ReplayBuffer(cfg.buffer_size, self.encoder.size, len(self.branches),
                                    seed + 1)
         self.rng = np.random.default_rng(seed + 2)  # epsilon-greedy draws
+        self.last_loss = self.last_q = math.nan  # of the latest minibatch, for logging
         self.envs.reset()
 
     # -- acting -------------------------------------------------------------------------------
     def _greedy(self, obs: np.ndarray) -> np.ndarray:
         """Argmax of each head, [B, D], for encoded observations [B, n]."""
         with torch.inference_mode():
-            return self._argmax_per_head(self.q_net(torch.from_numpy(obs))).numpy()
+            device = self.q_net[0].weight.device  # moved by Lightning's Trainer(accelerator=)
+            q = self.q_net(torch.from_numpy(obs).to(device))
+            return self._argmax_per_head(q).cpu().numpy()
 
     def _env_actions(self, actions: np.ndarray) -> np.ndarray:
         return actions[:, 0] if len(self.branches) == 1 else actions
@@ -152,11 +157,18 @@ class DQN(Agent):
 
     # -- learning -----------------------------------------------------------------------------
     def _learn(self, session: TrainingSession) -> None:
+        for batch in self.replay_batches(session):
+            self._update(*batch)
+
+    def replay_batches(self, session: LoopHooks) -> Iterator[tuple[torch.Tensor, ...]]:
+        """The DQN loop: act, store, and yield each replayed minibatch to fit, until
+        total_steps or `session.stop`. The caller takes the gradient step on a batch
+        (`_update`, or Lightning's `training_step`) before it asks for the next one, so both
+        training paths run this one loop and get the same numbers for a seed."""
         cfg, total = self.config, self.run_config.total_steps
         n = cfg.num_envs
         train_every = max(cfg.train_freq // n, 1)
         target_every = max(cfg.target_update_interval // n, 1)
-        loss = q_mean = math.nan
         while self.step < total and not session.stop:
             # 1. act epsilon-greedily and store the transition
             obs = self.envs.obs.copy()
@@ -175,7 +187,7 @@ class DQN(Agent):
                     self.optimizer.param_groups[0]["lr"] = cfg.learning_rate * (
                         1.0 - self.step / total)
                 for _ in range(cfg.gradient_steps):
-                    loss, q_mean = self._update(*self.buffer.sample(cfg.batch_size))
+                    yield self.buffer.sample(cfg.batch_size)
 
             # 3. move the target network towards the online network
             if iteration % target_every == 0:
@@ -183,12 +195,13 @@ class DQN(Agent):
 
             if session.log_due(self.step):
                 lr = self.optimizer.param_groups[0]["lr"]
-                session.log(self.step, {"train/loss": loss, "train/q_mean": q_mean,
+                session.log(self.step, {"train/loss": self.last_loss, "train/q_mean": self.last_q,
                                         "train/epsilon": epsilon, "train/learning_rate": lr})
             session.on_step(self.step)
 
-    def _update(self, obs: torch.Tensor, actions: torch.Tensor, rewards: torch.Tensor,
-                next_obs: torch.Tensor, terminated: torch.Tensor) -> tuple[float, float]:
+    def td_loss(self, obs: torch.Tensor, actions: torch.Tensor, rewards: torch.Tensor,
+                next_obs: torch.Tensor, terminated: torch.Tensor) -> torch.Tensor:
+        """The TD loss of one minibatch; keeps its value and the mean Q for logging."""
         cfg = self.config
         with torch.no_grad():
             next_q = self.target_net(next_obs)
@@ -205,13 +218,22 @@ class DQN(Agent):
         loss_value = loss.item()
         if not math.isfinite(loss_value):
             raise NonFiniteLoss(f"the TD loss became {loss_value}")
+        self.last_loss, self.last_q = loss_value, float(q.detach().mean())
+        return loss
+
+    def clip_gradients(self) -> None:
+        if self.config.max_grad_norm is not None:
+            torch.nn.utils.clip_grad_norm_(self.q_net.parameters(), self.config.max_grad_norm,
+                                           foreach=True)
+
+    def _update(self, *batch: torch.Tensor) -> tuple[float, float]:
+        """One gradient step on a minibatch (obs, actions, rewards, next_obs, terminated)."""
+        loss = self.td_loss(*batch)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        if cfg.max_grad_norm is not None:
-            torch.nn.utils.clip_grad_norm_(self.q_net.parameters(), cfg.max_grad_norm,
-                                           foreach=True)
+        self.clip_gradients()
         self.optimizer.step()
-        return loss_value, float(q.detach().mean())
+        return self.last_loss, self.last_q
 
     # Q-values of all heads sit side by side in one [B, sum(branches)] tensor.
     def _heads(self, q: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -238,6 +260,14 @@ class DQN(Agent):
             else:
                 for t, p in zip(self.target_net.parameters(), self.q_net.parameters()):
                     t.lerp_(p, tau)
+
+    @classmethod
+    def from_lightning_checkpoint(cls, path: str | Path) -> DQN:
+        """The agent of a checkpoint that Lightning wrote while training
+        `gymlab.integrations.lightning.DQNModule` (ModelCheckpoint's .ckpt): the module puts
+        gymlab's weights, config and step into it, so this is `load`, and `gymlab eval` and
+        `gymlab record` take such a file too."""
+        return cls.load(path)  # type: ignore[return-value]
 
     # -- state --------------------------------------------------------------------------------
     def _weights(self) -> dict[str, Any]:

@@ -11,7 +11,7 @@ import shlex
 import sys
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from gymlab.core.evaluation import EvalResult, Evaluator
 from gymlab.core.logger import Logger, Progress
@@ -25,6 +25,18 @@ Outcome = Literal["running", "completed", "solved", "stopped", "interrupted", "d
 EvalCallback = Callable[[int, EvalResult], "bool | None"]
 """Called after each evaluation with (step, result); returning True stops the run
 ("stopped"), as a hyperparameter search's early-stopping scheduler needs."""
+
+
+class LoopHooks(Protocol):
+    """What an algorithm's loop calls: a TrainingSession, or another trainer's adapter (the
+    Lightning integration's)."""
+
+    @property
+    def stop(self) -> bool: ...
+    def episode(self, step: int, episode_return: float, length: int) -> None: ...
+    def log_due(self, step: int) -> bool: ...
+    def log(self, step: int, scalars: dict[str, float]) -> None: ...
+    def on_step(self, step: int) -> None: ...
 
 
 class NonFiniteLoss(ArithmeticError):

@@ -1,0 +1,1 @@
+"""gymlab's algorithms inside other training frameworks (each behind its own extra)."""
