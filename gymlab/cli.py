@@ -95,6 +95,28 @@ def build_parser(argv: Sequence[str]) -> Parser:
         "pip install -c constraints.txt -e '.[tune]'.")
     _add_tune_args(tune, argv)
     tune.set_defaults(func=cmd_tune)
+
+    new_env = commands.add_parser(
+        "new-env", help="write a pip-installable gymnasium environment package to start from",
+        description="Write NAME/: a package of gymnasium environments (src layout, "
+        "pyproject.toml, tests, README) registering NAME/<STAGE>-v0 for each stage. Each "
+        "stage is a working toy (reach a target on a grid) with the chosen spaces, ready for "
+        "pip install -e NAME, pytest NAME and gymlab train ppo --env NAME/<STAGE>-v0.")
+    new_env.set_defaults(func=cmd_new_env)
+    if argv[:1] == ["new-env"]:  # the generator's module is only imported when it is used
+        from gymlab.scaffold import ACTIONS, OBSERVATIONS
+
+        new_env.add_argument("name", metavar="NAME",
+                             help="package name, a Python identifier such as my_envs")
+        new_env.add_argument("--stage", dest="stages", action="append", metavar="STAGE",
+                             help="a CamelCase stage name, one module and one id each; repeat "
+                             "for several (default: Reach)")
+        new_env.add_argument("--dir", default=".", metavar="PATH",
+                             help="folder to write NAME/ into (default: the current folder)")
+        new_env.add_argument("--obs", choices=list(OBSERVATIONS), default="box",
+                             help="observation space (default: box)")
+        new_env.add_argument("--action", choices=list(ACTIONS), default="discrete",
+                             help="action space (default: discrete)")
     return parser
 
 
@@ -368,6 +390,18 @@ def cmd_tune(args: argparse.Namespace) -> int:
     if results.interrupted:
         return 128 + results.interrupted
     return 0 if results.best is not None else 1
+
+
+def cmd_new_env(args: argparse.Namespace) -> int:
+    from gymlab.scaffold import DEFAULT_STAGES, new_env
+
+    stages = args.stages or list(DEFAULT_STAGES)
+    path = new_env(args.name, stages, args.dir, obs=args.obs, action=args.action)
+    ids = [f"{args.name}/{stage}-v0" for stage in stages]
+    print(f"wrote {path}/: {', '.join(ids)} (obs {args.obs}, action {args.action})\n"
+          f"next:\n  pip install -e {path}\n  pytest {path}\n"
+          f"  gymlab train ppo --env {ids[0]} --total-steps 100000")
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

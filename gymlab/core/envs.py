@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import importlib
 from collections.abc import Callable
 from typing import Any
 
@@ -19,11 +20,30 @@ def check_env_id(env_id: str) -> None:
     """Raise a UserError naming close registered ids when `env_id` is unknown."""
     import gymlab.envs  # noqa: F401  registers gymlab's own environments
 
+    if env_id not in gym.registry:
+        _import_namespace(env_id)
     if env_id in gym.registry:
         return
     close = difflib.get_close_matches(env_id, list(gym.registry), n=3, cutoff=0.6)
     hint = f"; did you mean {', '.join(close)}?" if close else ""
     raise UserError(f"unknown environment id {env_id!r}{hint}")
+
+
+def _import_namespace(env_id: str) -> None:
+    """Import the package named by the namespace of "pkg/Env-v0", which registers its
+    environments on import: gym.make does not do it (only for "pkg:pkg/Env-v0"), and the
+    packages `gymlab new-env` writes work this way."""
+    namespace = env_id.split("/", 1)[0] if "/" in env_id else ""
+    if not namespace.isidentifier():
+        return
+    try:
+        importlib.import_module(namespace)
+    except ModuleNotFoundError as exc:
+        if exc.name != namespace:
+            raise UserError(f"importing {namespace} to register {env_id} failed: {exc}") from None
+    except Exception as exc:  # the package's own bug: name it on one line
+        raise UserError(f"importing {namespace} to register {env_id} failed: "
+                        f"{type(exc).__name__}: {exc}") from None
 
 
 def make_env(env_id: str, render_mode: str | None = None,
