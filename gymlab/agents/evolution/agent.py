@@ -27,8 +27,9 @@ from gymlab.core.run import RunConfig, generator_state, set_generator_state
 from gymlab.core.session import NonFiniteLoss, TrainingSession
 from gymlab.core.spaces import ObservationEncoder
 
-NO_STEP_LIMIT = 10**15
-"""total_steps of ga and es runs unless given: the budget is `generations`."""
+RUN_DEFAULTS = {"total_steps": 10**15, "eval_every": 1, "log_every": 1}
+"""Run options of ga and es unless given: no step budget (theirs is `generations`), and an
+evaluation and a log line after every generation (each one is at least one step)."""
 
 
 @dataclass(frozen=True)
@@ -91,7 +92,7 @@ class EvolutionAgent(Agent):
     config: EvolutionConfig
 
     def __init__(self, env: str = "CartPole-v1", **overrides: Any) -> None:
-        super().__init__(env, **{"total_steps": NO_STEP_LIMIT, **overrides})
+        super().__init__(env, **{**RUN_DEFAULTS, **overrides})
 
     def _setup(self, run_config: RunConfig, config: Any) -> None:
         if config.max_episode_steps is not None:  # so eval, record and plot see it too
@@ -204,6 +205,18 @@ class EvolutionAgent(Agent):
                                          count)
 
     # -- state --------------------------------------------------------------------------------
+    RESUMABLE = ("generations", "workers", "ray_address")
+    """Fields of the config a loaded or resumed run may change (the results do not depend on
+    where they are computed; generations extends the run)."""
+
+    @classmethod
+    def load(cls, path: Any, **overrides: Any) -> EvolutionAgent:
+        own = {key: overrides.pop(key) for key in list(overrides) if key in cls.RESUMABLE}
+        agent = super().load(path, **overrides)
+        if own:
+            agent.config = dataclasses.replace(agent.config, **own)
+        return agent  # type: ignore[return-value]
+
     def _search_state(self) -> dict[str, Any]:
         return {"strategy": self.strategy.state_dict(), "rng": generator_state(self.rng),
                 "episode_rng": generator_state(self.episode_rng)}

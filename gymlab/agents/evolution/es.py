@@ -32,6 +32,9 @@ class ESConfig(EvolutionConfig):
     episodes: int = 1
     """Episodes per network and generation; fitness is their mean return. Every network of a
     generation plays the same start states."""
+    init_std: float = 0.1
+    """The initial mean's weights are N(0, init_std^2), biases zero (small, so that sigma's
+    noise changes what the network does)."""
     sigma: float = 0.1
     """Standard deviation of the search distribution (snes: its initial value, per
     parameter)."""

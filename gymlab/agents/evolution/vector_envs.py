@@ -105,11 +105,12 @@ class CartPoleBatch:
         x, x_dot, theta, theta_dot = (float(v) for v in self.state[:, j])
         pml, tm, tau = self.polemass_length, self.total_mass, self.tau
         steps, left = 0, self.max_episode_steps - self.t
+        obs_sum, obs_sq_sum = acc if acc is not None else (None, None)
         while True:
             obs = np.array((x, x_dot, theta, theta_dot), dtype=np.float32)
-            if acc is not None:
-                acc[0] += obs
-                acc[1] += np.square(obs, dtype=np.float64)
+            if obs_sum is not None:
+                obs_sum += obs
+                obs_sq_sum += np.square(obs, dtype=np.float64)
             force = self.force_mag if act(obs) == 1 else -self.force_mag
             costheta, sintheta = math.cos(theta), math.sin(theta)
             temp = (force + pml * (theta_dot * theta_dot) * sintheta) / tm
