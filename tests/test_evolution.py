@@ -250,6 +250,36 @@ def test_results_do_not_depend_on_the_number_of_workers():
         assert np.array_equal(getattr(one, name), getattr(three, name)), name
 
 
+@pytest.mark.smoke
+def test_ray_evaluation_equals_local():
+    pytest.importorskip("ray")
+    params = SPEC.init(np.random.default_rng(5), 5, 1.0)
+    with PopulationEvaluator("CartPole-v1", {}, SPEC, CARTPOLE, 2, "local") as evaluate:
+        on_ray = evaluate(params, np.array([1, 2]))
+    with PopulationEvaluator("CartPole-v1", {}, SPEC, CARTPOLE) as evaluate:
+        local = evaluate(params, np.array([1, 2]))
+    assert np.array_equal(on_ray.returns, local.returns)
+
+
+def test_ctrl_c_inside_a_generation_then_resume_equals_uninterrupted(tmp_path):
+    import signal
+    import threading
+
+    kw = {**SMALL, "max_episode_steps": 10_000, "population": 24, "generations": 3,
+          "eval_every": 0}
+    full = GA("CartPole-v1", seed=1, logdir=str(tmp_path / "a"), **kw).learn()
+    agent = GA("CartPole-v1", seed=1, logdir=str(tmp_path / "b"), **kw)
+    timer = threading.Timer(0.3, signal.raise_signal, (signal.SIGINT,))
+    timer.start()
+    agent.learn()
+    timer.join()
+    assert agent.outcome == "interrupted" and agent.exit_code == 130
+    (run,) = (tmp_path / "b").iterdir()
+    resumed = GA.resume(run).learn()
+    assert resumed.generation == 3 and resumed.step == full.step
+    assert np.array_equal(resumed.best_params, full.best_params)
+
+
 def progress_without_time(run):
     return [{k: v for k, v in r.items() if not k.startswith("time/")}
             for r in read_progress(run / "progress.jsonl")]
@@ -287,6 +317,7 @@ def test_same_seed_same_run_and_resume_equals_uninterrupted(tmp_path, cls, kw):
     (["es", "--population", "7"], "population must be even with antithetic sampling"),
     (["es", "--sigma", "0"], "sigma must be positive"),
     (["es", "--strategy", "cmaes"], "expected one of openai, snes"),
+    (["es", "--ray-address", "127.0.0.1:1"], "cannot reach a Ray cluster at 127.0.0.1:1"),
 ])
 def test_bad_input_is_one_line_and_exit_2(capsys, tmp_path, args, message):
     gym.register("gymlab_test/TupleObs-v0", entry_point=TupleObsEnv, max_episode_steps=10)
@@ -340,10 +371,12 @@ def test_train_es_on_pendulum_then_eval(capsys, tmp_path):
 
 # -- learning -------------------------------------------------------------------------------------
 @pytest.mark.learning
-@pytest.mark.parametrize("cls, kw", [(GA, {}), (ES, {}), (ES, {"strategy": "snes"})])
+@pytest.mark.parametrize("cls, kw", [(GA, {}), (ES, {}), (ES, {"strategy": "openai",
+                                                               "sigma": 0.1})])
 def test_defaults_solve_cartpole(cls, kw):
     # the benchmark's protocol: the search's best (GA) or mean (ES) network scores >= 475 on
-    # 10 evaluation episodes; GA seed 0 needed 5 generations here, ES 21 and SNES 11
+    # 10 evaluation episodes. Seed 0 here: GA (the tutorial's) 5 generations, ES (CartPole's
+    # tuned SNES) 19, OpenAI-ES 37
     agent = cls("CartPole-v1", seed=0, logdir=None, progress=False, stop_reward=475,
                 generations=40, **kw).learn()
     assert agent.outcome == "solved", agent.session_state

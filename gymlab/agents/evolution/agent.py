@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from gymlab.agents.base import Agent
-from gymlab.agents.evolution.parallel import PopulationEvaluator
+from gymlab.agents.evolution.parallel import PopulationEvaluator, check_ray_address
 from gymlab.agents.evolution.policy import ActionHead, EvoActivation, MLPSpec, ObsNorm, SharedPolicy
 from gymlab.agents.evolution.rollout import Interrupted, run_episodes
 from gymlab.agents.evolution.vector_envs import make_batched_env, time_limit
@@ -110,6 +110,7 @@ class EvolutionAgent(Agent):
             env.close()
         if time_limit(run.env, run.env_kwargs) is None:
             raise UserError(f"{run.env} has no time limit: give one with --max-episode-steps")
+        check_ray_address(cfg.ray_address)
         self.spec = MLPSpec((self.encoder.size, *cfg.hidden_sizes, self.head.size),
                             cfg.activation)
         self.rng = np.random.default_rng(run.seed)  # initial networks, mutations, noise
@@ -266,11 +267,14 @@ def tie_averaged(fitness: np.ndarray, values_by_rank: np.ndarray) -> np.ndarray:
     """values_by_rank[r] for the network of rank r (0: the worst), averaged over networks of
     equal fitness: with a capped return (CartPole's 500) many tie, and a tie broken by index
     would push the search in a random direction."""
+    n = len(fitness)
     order = np.argsort(fitness, kind="stable")
-    out = np.empty(len(fitness))
-    out[order] = values_by_rank
-    _, group, counts = np.unique(fitness, return_inverse=True, return_counts=True)
-    return np.bincount(group, weights=out)[group] / counts[group]
+    ranked = fitness[order]
+    starts = np.flatnonzero(np.r_[True, ranked[1:] != ranked[:-1]])  # of each tie group
+    counts = np.diff(np.r_[starts, n])
+    out = np.empty(n)
+    out[order] = np.repeat(np.add.reduceat(values_by_rank, starts) / counts, counts)
+    return out
 
 
 def check_finite(fitness: np.ndarray) -> None:

@@ -22,6 +22,23 @@ from gymlab.agents.evolution.rollout import Fitness, evaluate_population
 from gymlab.agents.evolution.vector_envs import BatchedEnv, make_batched_env
 from gymlab.core.errors import UserError
 
+RAY_HINT = "pip install -c constraints.txt -e '.[tune]'"
+
+
+def check_ray_address(address: str | None) -> None:
+    """Before anything is written: Ray is installed and the cluster answers (local: start
+    one here)."""
+    if address is None:
+        return
+    try:
+        import ray  # noqa: F401
+    except ImportError:
+        raise UserError(f"--ray-address needs Ray: {RAY_HINT}") from None
+    if address != "local":
+        from gymlab.tune.cluster import check_reachable
+
+        check_reachable(address)
+
 _envs: dict[str, BatchedEnv] = {}
 
 
@@ -68,16 +85,11 @@ class PopulationEvaluator:
         return self
 
     def _start_ray(self) -> None:
-        from gymlab.tune.cluster import RaySession, check_reachable
+        import ray
 
-        try:
-            import ray
-        except ImportError:
-            raise UserError("--ray-address needs Ray: pip install -c constraints.txt "
-                            "-e '.[tune]'") from None
+        from gymlab.tune.cluster import RaySession
+
         address = None if self.ray_address == "local" else self.ray_address
-        if address is not None:
-            check_reachable(address)
         self.ray_session = RaySession(address, 1)
         cpus = self.ray_session.__enter__()
         if self.workers == 1:
