@@ -261,19 +261,31 @@ def test_ray_evaluation_equals_local():
     assert np.array_equal(on_ray.returns, local.returns)
 
 
-def test_ctrl_c_inside_a_generation_then_resume_equals_uninterrupted(tmp_path):
+def test_ctrl_c_inside_a_generation_then_resume_equals_uninterrupted(tmp_path, monkeypatch):
     import signal
-    import threading
+
+    from gymlab.agents.evolution import parallel
 
     kw = {**SMALL, "max_episode_steps": 10_000, "population": 24, "generations": 3,
           "eval_every": 0}
     full = GA("CartPole-v1", seed=1, logdir=str(tmp_path / "a"), **kw).learn()
     agent = GA("CartPole-v1", seed=1, logdir=str(tmp_path / "b"), **kw)
-    timer = threading.Timer(0.3, signal.raise_signal, (signal.SIGINT,))
-    timer.start()
+    steps = []
+
+    def ctrl_c_at_step_50_of_generation_2(*args):
+        def stop():
+            steps.append(1)
+            if len(steps) == 50:  # what the handler of the first SIGINT does
+                agent.session.interrupt.signal = signal.SIGINT
+            return agent.session.interrupt.requested
+        return evaluate(*args[:7], stop if agent.generation == 1 else args[7])
+
+    evaluate = parallel.evaluate_population
+    monkeypatch.setattr(parallel, "evaluate_population", ctrl_c_at_step_50_of_generation_2)
     agent.learn()
-    timer.join()
+    monkeypatch.undo()
     assert agent.outcome == "interrupted" and agent.exit_code == 130
+    assert agent.generation == 1 and len(steps) == 50  # the part-evaluated one is dropped
     (run,) = (tmp_path / "b").iterdir()
     resumed = GA.resume(run).learn()
     assert resumed.generation == 3 and resumed.step == full.step
