@@ -8,9 +8,10 @@ __version__ = "0.1.0"
 
 if TYPE_CHECKING:
     from gymlab.agents.dqn import DQN
+    from gymlab.agents.evolution import ES, GA
     from gymlab.agents.ppo import PPO
 
-__all__ = ["DQN", "PPO", "__version__"]
+__all__ = ["DQN", "PPO", "GA", "ES", "__version__"]
 
 
 def __getattr__(name: str) -> Any:

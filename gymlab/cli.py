@@ -242,8 +242,10 @@ def _version() -> str:
 
 
 # -- commands ----------------------------------------------------------------------------------
-RESUMABLE_OVERRIDES = {"total_steps", "progress", "stop_reward"}
-"""What a resumed run may change: how long it goes on and how it reports, not how it learns."""
+RESUMABLE_OVERRIDES = {"total_steps", "progress", "stop_reward", "generations", "workers",
+                       "ray_address"}
+"""What a resumed run may change: how long it goes on, how it reports and where it computes,
+not how it learns (generations, workers and ray_address exist for ga and es only)."""
 
 
 def cmd_train(args: argparse.Namespace) -> int:

@@ -17,7 +17,10 @@ class RunningMeanStd:
         self.count = 1e-4
 
     def update(self, batch: np.ndarray) -> None:
-        b_mean, b_var, b_count = batch.mean(0), batch.var(0), batch.shape[0]
+        self.update_from_moments(batch.mean(0), batch.var(0), batch.shape[0])
+
+    def update_from_moments(self, b_mean: np.ndarray, b_var: np.ndarray, b_count: float) -> None:
+        """Merge a batch given by its mean, variance and size."""
         delta = b_mean - self.mean
         total = self.count + b_count
         self.mean = self.mean + delta * b_count / total
