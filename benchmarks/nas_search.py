@@ -49,7 +49,7 @@ def throughput(budget: int) -> None:
               f"(load {load()})")
 
 
-def table_quality(searchers: list[str], seeds: list[int], budget: int) -> None:
+def table_quality(searchers: list[str], seeds: list[int], budget: int, reward: str) -> None:
     table = ArchitectureTable("digits-default-3")
     per_seed_best = np.where(table.built, table.curves["valid_acc"].max(axis=2), 0.0).max(0)
     print(f"table: {len(table.built)} networks x {table.n_seeds} seeds; optimum per training "
@@ -61,7 +61,8 @@ def table_quality(searchers: list[str], seeds: list[int], budget: int) -> None:
         regrets, within = [], []
         for seed in seeds:
             result = search(NASConfig(searcher=searcher, evaluator="table", layers=3,
-                                      budget=budget, seed=seed, logdir=None, progress=False))
+                                      budget=budget, seed=seed, reward=reward, logdir=None,
+                                      progress=False))
             acc = np.array([c.result.best_valid_acc if c.result.ok else 0.0
                             for c in result.candidates])
             so_far = np.maximum.accumulate(acc)
@@ -125,6 +126,8 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--budget", type=int, default=None)
     parser.add_argument("--searchers", default="ppo,dqn,evolution,random")
+    parser.add_argument("--reward", default=NASConfig().reward,
+                        help="table: the RL searchers' reward (improvement or accuracy)")
     parser.add_argument("--workers", type=int, default=1, help="live: workers per search")
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -133,7 +136,7 @@ def main() -> None:
     if args.part == "throughput":
         throughput(args.budget or 48)
     elif args.part == "table":
-        table_quality(args.searchers.split(","), seeds, args.budget or 500)
+        table_quality(args.searchers.split(","), seeds, args.budget or 500, args.reward)
     else:
         live(args.searchers.split(","), seeds, args.budget or 300, args.workers)
 
