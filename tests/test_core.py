@@ -98,4 +98,4 @@ def test_run_directories_never_share_a_name(tmp_path):
     from gymlab.core.run import RunDir
 
     paths = {RunDir.create(str(tmp_path), "dqn", "CartPole-v1", {}).path for _ in range(3)}
-    assert len(paths) == 3 and all((p / "checkpoints").is_dir() for p in paths)
+    assert len(paths) == 3 and all((p / "config.json").is_file() for p in paths)

@@ -118,7 +118,8 @@ def versions() -> dict[str, str]:
 
 
 class RunDir:
-    """One run's folder: config.json, progress.jsonl, TensorBoard events, checkpoints/."""
+    """One run's folder: config.json, progress.jsonl, TensorBoard events, checkpoints/ (made
+    by the first checkpoint: a network search has none)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -126,7 +127,6 @@ class RunDir:
     @classmethod
     def create(cls, logdir: str, algo: str, env_id: str, config: dict[str, Any]) -> RunDir:
         path = new_dir(Path(logdir), f"{algo}-{env_id.replace('/', '_')}")
-        (path / "checkpoints").mkdir()
         record = {
             "algo": algo,
             **config,
