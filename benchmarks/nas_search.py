@@ -9,6 +9,8 @@ Not a test. Three parts (choose with --part):
   100 and 500 candidates, the gap to the optimum at 50 (regret, in points) and the number of
   candidates needed to come within 1 point of the optimum. The optimum is that of the
   training seed the search's candidates use (seed % 2 of the table's two seeds).
+* cost: seconds per candidate on digits and on a generated CIFAR-shaped set (12,000 train
+  images of 3x32x32, the tutorial's setting), for the same --budget (default 5) networks.
 * live: on digits with 5 layers, the best valid accuracy after 25, 50, 100, 300 candidates
   (up to --budget) for each of --searchers, and in how many seeds the default searcher is at
   least as good as random search.
@@ -26,6 +28,7 @@ import time
 import numpy as np
 import torch
 
+from gymlab.envs.nas.searchers import RandomSearch
 from gymlab.envs.nas.table import ArchitectureTable
 from gymlab.nas import NASConfig, search
 
@@ -120,9 +123,46 @@ def live(searchers: list[str], seeds: list[int], budget: int, workers: int) -> N
     print(f"(load {load()})")
 
 
+def cost(candidates: int, cifar_examples: int) -> None:
+    """Seconds per candidate (default space, 5 layers, default epochs, Adam) on digits and on
+    a generated CIFAR-shaped set: random uint8 images [N, 3, 32, 32], split 80/20 as the
+    tutorial's 15,000-image subset (12,000 train). The cost of training does not depend on
+    the pixels, so random ones measure it."""
+    import tempfile
+
+    from gymlab.envs.nas.datasets import load_dataset
+    from gymlab.envs.nas.search_space import load_space
+    from gymlab.envs.nas.trainer import TrainSettings, train_candidate
+
+    space = load_space("default")
+    proposer = RandomSearch(len(space), 5, seed=0)
+    rng = np.random.default_rng(0)
+    with tempfile.TemporaryDirectory() as tmp:
+        np.savez(f"{tmp}/cifar.npz", x=rng.integers(0, 256, (cifar_examples, 3, 32, 32),
+                                                    dtype=np.uint8),
+                 y=rng.integers(0, 10, cifar_examples))
+        sets = {"digits": load_dataset("digits"),
+                "cifar-shaped": load_dataset("npz", f"{tmp}/cifar.npz", split=(0.8, 0.2, 0.0))}
+    settings = TrainSettings(optimizer="adam")
+    archs = [proposer.ask() for _ in range(candidates)]
+    for name, data in sets.items():
+        seconds = []
+        for ids in archs:
+            result = train_candidate(ids, space, data, settings)
+            if result.ok:
+                seconds.append(result.seconds)
+                print(f"{name}: {result.architecture}: {result.params} params, "
+                      f"{result.seconds:.2f}s (load {load()})", flush=True)
+        epochs = settings.epochs + settings.warmup_epochs
+        median = statistics.median(seconds)
+        print(f"{name} ({len(data.x_train)} train images): median {median:.2f}s per candidate "
+              f"for {epochs} epochs, {median / epochs:.2f}s per epoch")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--part", choices=("throughput", "table", "live"), required=True)
+    parser.add_argument("--part", choices=("throughput", "table", "live", "cost"),
+                        required=True)
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--budget", type=int, default=None)
     parser.add_argument("--searchers", default="ppo,dqn,evolution,random")
@@ -137,6 +177,8 @@ def main() -> None:
         throughput(args.budget or 48)
     elif args.part == "table":
         table_quality(args.searchers.split(","), seeds, args.budget or 500, args.reward)
+    elif args.part == "cost":
+        cost(args.budget or 5, 15_000)
     else:
         live(args.searchers.split(","), seeds, args.budget or 300, args.workers)
 
