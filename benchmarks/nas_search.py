@@ -11,6 +11,8 @@ Not a test. Three parts (choose with --part):
   training seed the search's candidates use (seed % 2 of the table's two seeds).
 * cost: seconds per candidate on digits and on a generated CIFAR-shaped set (12,000 train
   images of 3x32x32, the tutorial's setting), for the same --budget (default 5) networks.
+* halving: evolution with and without successive halving at equal budgets, and the 2-epoch
+  ranking's correlation with the full one on the table.
 * live: on digits with 5 layers, the best valid accuracy after 25, 50, 100, 300 candidates
   (up to --budget) for each of --searchers, and in how many seeds the default searcher is at
   least as good as random search.
@@ -159,9 +161,31 @@ def cost(candidates: int, cifar_examples: int) -> None:
               f"for {epochs} epochs, {median / epochs:.2f}s per epoch")
 
 
+def halving(seeds: list[int], budget: int) -> None:
+    """Evolution on digits with and without successive halving (rounds of 12, first rung at
+    2 epochs, eta 3), equal budgets: best valid accuracy and wall time. Also, on the shipped
+    table, how well the 2-epoch ranking predicts the full one (Spearman over all networks)."""
+    table = ArchitectureTable("digits-default-3")
+    acc = np.where(table.built[:, :, None], table.curves["valid_acc"], 0.0)  # [n, seeds, epochs]
+    rank = lambda v: np.argsort(np.argsort(v))  # noqa: E731
+    rho = [np.corrcoef(rank(acc[:, s, :2].max(1)), rank(acc[:, s].max(1)))[0, 1]
+           for s in range(table.n_seeds)]
+    print(f"table: Spearman of the 2-epoch best valid accuracy with the full one: "
+          f"{', '.join(f'{r:.3f}' for r in rho)} (training seeds)")
+    for seed in seeds:
+        for epochs in (0, 2):
+            start = time.perf_counter()
+            result = search(NASConfig(budget=budget, round_size=12, halving_epochs=epochs,
+                                      seed=seed, logdir=None, progress=False))
+            full = sum(not c.screened and not c.cache_hit for c in result.candidates)
+            print(f"seed {seed} halving {'on ' if epochs else 'off'}: best "
+                  f"{result.best.result.best_valid_acc:.2f}%, {full} trained fully, "
+                  f"{time.perf_counter() - start:.1f}s (load {load()})", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--part", choices=("throughput", "table", "live", "cost"),
+    parser.add_argument("--part", choices=("throughput", "table", "live", "cost", "halving"),
                         required=True)
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--budget", type=int, default=None)
@@ -177,6 +201,8 @@ def main() -> None:
         throughput(args.budget or 48)
     elif args.part == "table":
         table_quality(args.searchers.split(","), seeds, args.budget or 500, args.reward)
+    elif args.part == "halving":
+        halving(seeds, args.budget or 48)
     elif args.part == "cost":
         cost(args.budget or 5, 15_000)
     else:
