@@ -76,8 +76,8 @@ class NASConfig:
     sample_size: int = 5
     """evolution: tournament size."""
     round_size: int = 4
-    """evolution/random: candidates proposed together, then trained in parallel and told
-    back. Results depend on it, not on the number of workers."""
+    """Candidates proposed together (ppo/dqn: one per environment), then trained in parallel
+    and told back. Results depend on it, not on the number of workers."""
     workers: int = 1
     """Candidates trained at once in worker processes or Ray actors (one torch thread each)."""
     ray_address: str | None = None
@@ -190,6 +190,7 @@ def search(config: NASConfig, run: RunDir | None = None) -> SearchResult:
     progress = Progress(config.budget, 0, f"nas {config.searcher}", config.progress, sys.stderr,
                         unit="candidate")
     best_acc = 0.0
+    counts = {"hits": 0, "failed": 0}
 
     def record(ids: list[int], res: CandidateResult, hit: bool, reward: float) -> None:
         nonlocal best_acc
@@ -205,8 +206,9 @@ def search(config: NASConfig, run: RunDir | None = None) -> SearchResult:
                        "candidate/built": float(res.ok), "candidate/reward": reward,
                        "candidate/train_seconds": 0.0 if hit else res.seconds,
                        "search/best_valid_acc": best_acc})
-        progress.set(best=f"{best_acc:.2f}%", hits=sum(c.cache_hit for c in result.candidates),
-                     failed=sum(not c.result.ok for c in result.candidates))
+        counts["hits"] += hit
+        counts["failed"] += not res.ok
+        progress.set(best=f"{best_acc:.2f}%", **counts)
         progress.update(n)
 
     start = time.perf_counter()
@@ -255,10 +257,8 @@ def search(config: NASConfig, run: RunDir | None = None) -> SearchResult:
     logger.close()
     elapsed = time.perf_counter() - start
     best = result.best
-    hits = sum(c.cache_hit for c in result.candidates)
-    failures = sum(not c.result.ok for c in result.candidates)
-    print(f"{len(result.candidates)} candidates in {elapsed:.1f}s, {hits} cache hits, "
-          f"{failures} not built; best valid accuracy "
+    print(f"{len(result.candidates)} candidates in {elapsed:.1f}s, {counts['hits']} cache hits, "
+          f"{counts['failed']} not built; best valid accuracy "
           f"{best.result.best_valid_acc:.2f}%: {best.result.architecture}" if best else
           "no candidate could be built", file=sys.stderr)
     if (best is not None and config.retrain_best > 0 and result.outcome == "completed"
