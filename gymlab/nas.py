@@ -173,9 +173,9 @@ def search(config: NASConfig, run: RunDir | None = None) -> SearchResult:
                   "table": config.table}
     NASEnv(**env_kwargs)  # validates data, space and settings before anything is written
     if config.ray_address is not None and config.evaluator == "train":
-        from gymlab.tune.cluster import check_reachable
+        from gymlab.tune.cluster import check_ray_address
 
-        check_reachable(config.ray_address)
+        check_ray_address(config.ray_address)
     resuming = run is not None
     if run is None and config.logdir is not None:
         run = RunDir.create(config.logdir, f"nas-{config.searcher}", config.dataset,

@@ -149,6 +149,18 @@ class _captured_stderr:  # noqa: N801  (a context manager used like a function)
         self.file.close()
 
 
+def check_ray_address(address: str | None) -> None:
+    """Before anything is written: Ray is installed and the cluster at `address` answers
+    (none: nothing to check; local: Ray starts later, here)."""
+    if address is None:
+        return
+    try:
+        import ray  # noqa: F401
+    except ImportError:
+        raise UserError(f"--ray-address needs Ray: {INSTALL_HINT}") from None
+    check_reachable(address)
+
+
 def check_reachable(address: str, timeout: float = 5.0) -> None:
     """A TCP connection to host:port (ray://host:port), so a wrong address fails at once."""
     import socket

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from gymlab.agents.base import Agent
-from gymlab.agents.evolution.parallel import PopulationEvaluator, check_ray_address
+from gymlab.agents.evolution.parallel import PopulationEvaluator
 from gymlab.agents.evolution.policy import ActionHead, EvoActivation, MLPSpec, ObsNorm, SharedPolicy
 from gymlab.agents.evolution.rollout import Interrupted, run_episodes
 from gymlab.agents.evolution.vector_envs import make_batched_env, time_limit
@@ -110,7 +110,10 @@ class EvolutionAgent(Agent):
             env.close()
         if time_limit(run.env, run.env_kwargs) is None:
             raise UserError(f"{run.env} has no time limit: give one with --max-episode-steps")
-        check_ray_address(cfg.ray_address)
+        if cfg.ray_address is not None:
+            from gymlab.tune.cluster import check_ray_address
+
+            check_ray_address(cfg.ray_address)
         self.spec = MLPSpec((self.encoder.size, *cfg.hidden_sizes, self.head.size),
                             cfg.activation)
         self.rng = np.random.default_rng(run.seed)  # initial networks, mutations, noise

@@ -20,24 +20,6 @@ import numpy as np
 from gymlab.agents.evolution.policy import ActionHead, MLPSpec, ObsNorm
 from gymlab.agents.evolution.rollout import Fitness, evaluate_population
 from gymlab.agents.evolution.vector_envs import BatchedEnv, make_batched_env
-from gymlab.core.errors import UserError
-
-RAY_HINT = "pip install -c constraints.txt -e '.[tune]'"
-
-
-def check_ray_address(address: str | None) -> None:
-    """Before anything is written: Ray is installed and the cluster answers (local: start
-    one here)."""
-    if address is None:
-        return
-    try:
-        import ray  # noqa: F401
-    except ImportError:
-        raise UserError(f"--ray-address needs Ray: {RAY_HINT}") from None
-    if address != "local":
-        from gymlab.tune.cluster import check_reachable
-
-        check_reachable(address)
 
 _envs: dict[str, BatchedEnv] = {}
 

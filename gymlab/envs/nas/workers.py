@@ -10,7 +10,6 @@ from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
-from gymlab.core.errors import UserError
 from gymlab.envs.nas.datasets import Dataset
 from gymlab.envs.nas.search_space import SearchSpace
 from gymlab.envs.nas.trainer import CandidateResult, TrainSettings, train_candidate
@@ -73,15 +72,11 @@ class CandidatePool:
                 initargs=(space, data, settings))
 
     def _start_actors(self, address: str) -> None:
-        try:
-            import ray  # noqa: F401
-            from ray.util import ActorPool
-        except ImportError:
-            raise UserError("--ray-address needs Ray: pip install -c constraints.txt -e "
-                            "'.[tune]'") from None
-        from gymlab.tune.cluster import RaySession, check_reachable
+        from gymlab.tune.cluster import RaySession, check_ray_address
 
-        check_reachable(address)
+        check_ray_address(address)
+        from ray.util import ActorPool
+
         self.ray_session = RaySession(None if address == "local" else address, 1)
         cpus = self.ray_session.__enter__()
         if self.workers > cpus:
