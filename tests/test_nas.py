@@ -403,6 +403,7 @@ def test_cli_nas_bad_input(tmp_path, capsys):
         (["--searcher", "bayes"], "expected one of"),
         (["--searcher", "ppo", "--halving-epochs", "2"], "use it with the evolution"),
         (["--halving-epochs", "6"], "must be below epochs"),
+        (["--halving-epochs", "2", "--halving-eta", "1"], "halving_eta must be > 1"),
         (["--ray-address", "127.0.0.1:1"], "cannot reach a Ray cluster"),
     ]
     for args, message in cases:
