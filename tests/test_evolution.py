@@ -94,9 +94,8 @@ def balancer(rng, noise=0.05):
 
 
 # -- batched environments and compaction ---------------------------------------------------------
-@pytest.mark.parametrize("limit, solo_below", [(500, 3), (120, 0), (10_000, 3)])
-def test_compacted_cartpole_equals_gymnasium_episode_by_episode(limit, solo_below, monkeypatch):
-    monkeypatch.setattr(CartPoleBatch, "solo_below", solo_below)
+@pytest.mark.parametrize("limit", [500, 120, 10_000])
+def test_cartpole_population_equals_gymnasium_episode_by_episode(limit):
     rng = np.random.default_rng(1)
     params = SPEC.init(rng, 12, 1.0)
     params[0] = balancer(rng)  # long episodes next to short ones
@@ -236,18 +235,42 @@ def test_openai_es_weight_decay_shrinks_the_mean_without_signal():
 SMALL = {"progress": False, "population": 16, "episodes": 2, "eval_episodes": 3}
 
 
-def test_results_do_not_depend_on_the_number_of_workers():
+@pytest.mark.parametrize("env_id, kwargs, spec, kind", [
+    ("CartPole-v1", {}, SPEC, "threads"),  # the compiled kernel on threads
+    ("Acrobot-v1", {"max_episode_steps": 30}, MLPSpec((6, 8, 3), "tanh"), "processes")])
+def test_results_do_not_depend_on_the_number_of_workers(env_id, kwargs, spec, kind):
     rng = np.random.default_rng(4)
-    params = SPEC.init(rng, 9, 1.0)
+    params = spec.init(rng, 9, 1.0)
     seeds = np.array([1, 2])
-    norm = (np.zeros(4), np.ones(4) * 0.5)
+    norm = (np.zeros(spec.sizes[0]), np.ones(spec.sizes[0]) * 0.5)
+    head = ActionHead.for_space(gym.make(env_id).action_space, "GA")
     results = []
     for workers in (1, 3):
-        with PopulationEvaluator("CartPole-v1", {}, SPEC, CARTPOLE, workers) as evaluate:
+        with PopulationEvaluator(env_id, kwargs, spec, head, workers) as evaluate:
+            if workers > 1:
+                assert (evaluate.threads if kind == "threads" else evaluate.pool) is not None
             results.append(evaluate(params, seeds, norm, obs_stats=True))
     one, three = results
     for name in ("returns", "lengths", "obs_sum", "obs_sq_sum"):
         assert np.array_equal(getattr(one, name), getattr(three, name)), name
+
+
+@pytest.mark.parametrize("activation", ["relu", "tanh", "elu", "silu", "linear"])
+def test_compiled_cartpole_equals_the_lockstep_batch(activation, monkeypatch):
+    from gymlab.agents.evolution import compiled
+
+    spec = MLPSpec((4, 8, 6, 2), activation)
+    rng = np.random.default_rng(6)
+    params = spec.init(rng, 10, 1.0)
+    seeds = np.array([5, 6, 7])
+    norm = ObsNorm(np.array([0.01, -0.02, 0.0, 0.1]), np.array([0.01, 0.3, 0.002, 0.5]))
+    env = make_batched_env("CartPole-v1", {"max_episode_steps": 400})
+    fast = evaluate_population(env, spec, CARTPOLE, params, seeds, norm, obs_stats=True)
+    monkeypatch.setattr(compiled, "supports", lambda env, head: False)
+    lockstep = evaluate_population(env, spec, CARTPOLE, params, seeds, norm, obs_stats=True)
+    assert len(np.unique(lockstep.lengths)) > 3
+    for name in ("returns", "lengths", "obs_sum", "obs_sq_sum"):
+        assert np.array_equal(getattr(fast, name), getattr(lockstep, name)), name
 
 
 @pytest.mark.smoke
@@ -272,20 +295,20 @@ def test_ctrl_c_inside_a_generation_then_resume_equals_uninterrupted(tmp_path, m
     agent = GA("CartPole-v1", seed=1, logdir=str(tmp_path / "b"), **kw)
     steps = []
 
-    def ctrl_c_at_step_50_of_generation_2(*args):
-        def stop():
+    def ctrl_c_inside_generation_2(*args):
+        def stop():  # asked after each of the generation's 4 shares of networks
             steps.append(1)
-            if len(steps) == 50:  # what the handler of the first SIGINT does
+            if len(steps) == 2:  # what the handler of the first SIGINT does
                 agent.session.interrupt.signal = signal.SIGINT
             return agent.session.interrupt.requested
         return evaluate(*args[:7], stop if agent.generation == 1 else args[7])
 
     evaluate = parallel.evaluate_population
-    monkeypatch.setattr(parallel, "evaluate_population", ctrl_c_at_step_50_of_generation_2)
+    monkeypatch.setattr(parallel, "evaluate_population", ctrl_c_inside_generation_2)
     agent.learn()
     monkeypatch.undo()
     assert agent.outcome == "interrupted" and agent.exit_code == 130
-    assert agent.generation == 1 and len(steps) == 50  # the part-evaluated one is dropped
+    assert agent.generation == 1 and len(steps) == 2  # the part-evaluated one is dropped
     (run,) = (tmp_path / "b").iterdir()
     resumed = GA.resume(run).learn()
     assert resumed.generation == 3 and resumed.step == full.step

@@ -15,7 +15,7 @@ import torch
 from gymlab.agents.base import Agent
 from gymlab.agents.evolution.parallel import PopulationEvaluator
 from gymlab.agents.evolution.policy import ActionHead, EvoActivation, MLPSpec, ObsNorm, SharedPolicy
-from gymlab.agents.evolution.rollout import Interrupted, run_episodes
+from gymlab.agents.evolution.rollout import Interrupted, evaluate_population
 from gymlab.agents.evolution.vector_envs import make_batched_env, time_limit
 from gymlab.core.config import require
 from gymlab.core.envs import make_env
@@ -259,8 +259,9 @@ class BatchedEvaluator:
         self.seeds = seed + np.arange(episodes)
 
     def __call__(self, policy: SharedPolicy) -> EvalResult:
-        episodes = run_episodes(self.env, self.seeds, policy)
-        return EvalResult(episodes.returns, episodes.lengths)
+        fitness = evaluate_population(self.env, policy.spec, policy.head, policy.params[None],
+                                      self.seeds, policy.norm)  # a population of one
+        return EvalResult(fitness.returns[0], fitness.lengths[0])
 
     def close(self) -> None:
         self.env.close()

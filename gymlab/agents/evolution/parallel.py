@@ -1,10 +1,13 @@
-"""Fitness of a population, in this process, in worker processes, or on a Ray cluster.
+"""Fitness of a population, in this process, in worker threads or processes, or on a Ray
+cluster.
 
-The population is dealt round-robin into sub-populations (network i to part i % W, which
-spreads the long-lived networks of a generation evenly); each part is evaluated in lockstep
-where it lands, and only parameters, episode seeds and the normalisation statistics go out,
-only returns, lengths and observation sums come back. A network's results do not depend on
-which part it was in (slots never mix), so they do not depend on the number of workers.
+CartPole populations run in the compiled kernel (compiled.py), which releases the GIL: with
+W workers, shares of the networks run on W threads of this process. Otherwise the population
+is dealt round-robin into sub-populations (network i to part i % W, which spreads the
+long-lived networks of a generation evenly); each part is evaluated in lockstep where it
+lands, and only parameters, episode seeds and the normalisation statistics go out, only
+returns, lengths and observation sums come back. A network's results do not depend on which
+part or share it was in (slots never mix), so they do not depend on the number of workers.
 """
 
 from __future__ import annotations
@@ -12,11 +15,12 @@ from __future__ import annotations
 import multiprocessing
 import signal
 from collections.abc import Callable
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
 
+from gymlab.agents.evolution import compiled
 from gymlab.agents.evolution.policy import ActionHead, MLPSpec, ObsNorm
 from gymlab.agents.evolution.rollout import Fitness, evaluate_population
 from gymlab.agents.evolution.vector_envs import BatchedEnv, make_batched_env
@@ -50,6 +54,7 @@ class PopulationEvaluator:
         self.workers, self.ray_address = workers, ray_address
         self.env: BatchedEnv | None = None
         self.pool: ProcessPoolExecutor | None = None
+        self.threads: ThreadPoolExecutor | None = None
         self.ray_session: Any = None
         self.remote: Any = None
 
@@ -58,7 +63,10 @@ class PopulationEvaluator:
             self._start_ray()
         else:
             self.env = make_batched_env(self.env_id, self.env_kwargs)
-            if self.workers > 1:
+            if self.workers > 1 and compiled.supports(self.env, self.head):
+                # the compiled kernel releases the GIL: threads, and no process start-up
+                self.threads = ThreadPoolExecutor(self.workers)
+            elif self.workers > 1:
                 # spawn: a clean process (fork would copy TensorBoard's writer thread); the
                 # worker side imports numpy and gymnasium only, not torch
                 self.pool = ProcessPoolExecutor(
@@ -82,6 +90,9 @@ class PopulationEvaluator:
         if self.pool is not None:
             self.pool.shutdown(cancel_futures=True)
             self.pool = None
+        if self.threads is not None:
+            self.threads.shutdown(cancel_futures=True)
+            self.threads = None
         if self.env is not None:
             self.env.close()
             self.env = None
@@ -93,11 +104,11 @@ class PopulationEvaluator:
                  norm: tuple[np.ndarray, np.ndarray] | None = None, obs_stats: bool = False,
                  stop: Callable[[], bool] | None = None) -> Fitness:
         parts = min(self.workers, len(params))
-        if parts == 1 and self.remote is None:
+        if (parts == 1 or self.threads is not None) and self.remote is None:
             assert self.env is not None
             return evaluate_population(self.env, self.spec, self.head, params, seeds,
                                        ObsNorm(*norm) if norm is not None else None,
-                                       obs_stats, stop)
+                                       obs_stats, stop, self.threads, self.workers)
         index = [np.arange(i, len(params), parts) for i in range(parts)]
         job = (self.env_id, self.env_kwargs, self.spec, self.head)
         if self.remote is not None:

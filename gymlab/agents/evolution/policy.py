@@ -160,15 +160,6 @@ class PopulationPolicy:
     def keep(self, mask: np.ndarray) -> None:
         self.layers = [(w[mask], b[mask]) for w, b in self.layers]
 
-    def solo(self, j: int) -> Callable[[np.ndarray], Any]:
-        layers = [(w[j : j + 1], b[j : j + 1]) for w, b in self.layers]
-        return lambda obs: self.act(layers, obs)
-
-    def act(self, layers: list[tuple[np.ndarray, np.ndarray]], obs: np.ndarray) -> Any:
-        """One action for one observation: the batched code with a batch of one (the same
-        bits as in a batch)."""
-        x = self.norm(obs[None]) if self.norm is not None else obs[None]
-        return self.head(self.spec.forward(layers, x))[0]
 
 
 class SharedPolicy:
@@ -176,7 +167,7 @@ class SharedPolicy:
 
     def __init__(self, spec: MLPSpec, head: ActionHead, params: np.ndarray,
                  norm: ObsNorm | None = None) -> None:
-        self.spec, self.head, self.norm = spec, head, norm
+        self.spec, self.head, self.norm, self.params = spec, head, norm, params
         self.layers = spec.unflatten(params[None])
 
     def __call__(self, obs: np.ndarray) -> np.ndarray:
@@ -187,4 +178,10 @@ class SharedPolicy:
         pass
 
     def solo(self, j: int) -> Callable[[np.ndarray], Any]:
-        return lambda obs: PopulationPolicy.act(self, self.layers, obs)  # type: ignore[arg-type]
+        """The action function for one observation: the batched code with a batch of one
+        (the same bits as in a batch)."""
+        def act(obs: np.ndarray) -> Any:
+            x = self.norm(obs[None]) if self.norm is not None else obs[None]
+            return self.head(self.spec.forward(self.layers, x))[0]
+
+        return act

@@ -5,11 +5,13 @@ still runs. Imports no torch (this is what worker processes run)."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import Executor
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 import numpy as np
 
+from gymlab.agents.evolution import compiled
 from gymlab.agents.evolution.policy import ActionHead, MLPSpec, ObsNorm, PopulationPolicy
 from gymlab.agents.evolution.vector_envs import BatchedEnv
 
@@ -18,9 +20,6 @@ class SlotPolicy(Protocol):
     def __call__(self, obs: np.ndarray) -> np.ndarray: ...
 
     def keep(self, mask: np.ndarray) -> None: ...
-
-    def solo(self, j: int) -> Callable[[np.ndarray], Any]:
-        """The action function of slot j alone (one observation -> one action)."""
 
 
 class Interrupted(Exception):
@@ -53,17 +52,7 @@ def run_episodes(env: BatchedEnv, seeds: np.ndarray, policy: SlotPolicy,
         sums, sq_sums = np.zeros((n, env.obs_size)), np.zeros((n, env.obs_size))
         acc, acc_sq = np.zeros((n, env.obs_size)), np.zeros((n, env.obs_size))
     t = 0
-    solo_below = getattr(env, "solo_below", 0)
     while running.size:
-        if running.size <= solo_below:  # the last few long episodes: one at a time
-            for j, slot in enumerate(running):
-                rows = (acc[j], acc_sq[j]) if acc is not None else None  # type: ignore[index]
-                returns[slot], steps = env.run_solo(  # type: ignore[attr-defined]
-                    j, policy.solo(j), ret[j], rows)
-                lengths[slot] = t + steps
-                if rows is not None:
-                    sums[slot], sq_sums[slot] = rows  # type: ignore[index]
-            break
         if acc is not None:
             acc += obs
             acc_sq += np.square(obs, dtype=np.float64)
@@ -123,11 +112,21 @@ class Fitness:
 
 def evaluate_population(env: BatchedEnv, spec: MLPSpec, head: ActionHead, params: np.ndarray,
                         seeds: np.ndarray, norm: ObsNorm | None = None,
-                        obs_stats: bool = False,
-                        stop: Callable[[], bool] | None = None) -> Fitness:
+                        obs_stats: bool = False, stop: Callable[[], bool] | None = None,
+                        threads: Executor | None = None, jobs: int = 1) -> Fitness:
     """Every network of params [P, D] on the episodes of `seeds` [K] (the same K start states
-    for all): P * K slots in lockstep."""
+    for all): P * K slots in lockstep, or on CartPole each episode to its end in compiled code
+    (`jobs` shares of the networks on the `threads`)."""
     p, k = len(params), len(seeds)
+    if compiled.supports(env, head):
+        assert isinstance(env, compiled.CartPoleBatch)
+        result = compiled.evaluate_cartpole(env, spec, params, seeds, norm, obs_stats,
+                                            threads, jobs, stop)
+        if result is None:
+            raise Interrupted
+        returns, lengths, obs_sum, obs_sq_sum = result
+        return Fitness(returns, lengths, obs_sum if obs_stats else None,
+                       obs_sq_sum if obs_stats else None)
     individual = np.repeat(np.arange(p), k)
     policy = PopulationPolicy(spec, head, params, individual, norm)
     episodes = run_episodes(env, np.tile(seeds, p), policy, obs_stats, stop)
