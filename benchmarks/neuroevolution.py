@@ -6,6 +6,8 @@
    numpy forward per step, the same GeneticAlgorithm object and the same generators, so both
    run the identical search (their best-fitness trajectories are checked equal) and only the
    evaluation differs. Env steps per second and wall seconds per run.
+   workers: the same gymlab runs only, 1 and 2 workers alternating, --repeats times per seed:
+   the speed-up of the second worker (needs an idle second core to mean anything).
 2. solve: time to solve CartPole-v1 (the first evaluation of the search's best (GA) or mean
    (ES) network on 10 fixed episodes with mean >= 475) for gymlab's ga and es defaults,
    EvoTorch's PGPE with its CartPole notebook's settings, and pycma's CMA-ES driving a numpy
@@ -14,7 +16,7 @@
 3. throughput: gymlab's batched evaluation against the raw vectorised environment.
 
     pip install -c constraints.txt evotorch cma     # peers, only for this script
-    python benchmarks/neuroevolution.py [--parts tutorial,solve,throughput] [--seeds 10]
+    python benchmarks/neuroevolution.py [--parts tutorial,workers,solve,throughput] [--seeds 10]
 """
 
 from __future__ import annotations
@@ -32,9 +34,10 @@ import gymnasium as gym
 import numpy as np
 
 from gymlab import ES, GA
+from gymlab.agents.evolution import compiled
 from gymlab.agents.evolution.ga import GAConfig, GeneticAlgorithm
-from gymlab.agents.evolution.policy import ActionHead, MLPSpec
-from gymlab.agents.evolution.rollout import evaluate_population
+from gymlab.agents.evolution.policy import ActionHead, MLPSpec, PopulationPolicy
+from gymlab.agents.evolution.rollout import evaluate_population, run_episodes
 from gymlab.agents.evolution.vector_envs import CartPoleBatch
 from gymlab.core.evaluation import Evaluator
 
@@ -105,8 +108,42 @@ def run_seed_style_tutorial(seed: int) -> dict:
             "cpu": time.process_time() - cpu, "best": best}
 
 
+def warm_up() -> None:
+    """Load the compiled kernel (numba import + on-disk cache, or a first compile) once, so
+    that the first timed run does not carry it; a CLI run pays it once per process."""
+    start = time.perf_counter()
+    spec = MLPSpec((4, 16, 2), "relu")
+    compiled.evaluate_cartpole(CartPoleBatch(10), spec, np.zeros((1, spec.n_params)),
+                               np.arange(1))
+    print(f"compiled kernel loaded in {time.perf_counter() - start:.2f} s (once per process)")
+
+
+def workers(seeds: list[int], repeats: int) -> None:
+    print(f"## 1b. The tutorial's GA, 1 vs 2 workers, {len(seeds)} seeds x {repeats}   "
+          f"load: {load()}")
+    warm_up()
+    print("seed | steps | 1 worker wall s (median) | 2 workers wall s (median) | speed-up")
+    walls: dict[int, list[float]] = {1: [], 2: []}
+    for seed in seeds:
+        runs: dict[int, list[dict]] = {1: [], 2: []}
+        for _ in range(repeats):
+            for w in (1, 2):
+                runs[w].append(run_gymlab_tutorial(seed, w))
+        assert all(r["best"] == runs[1][0]["best"] for w in (1, 2) for r in runs[w])
+        med = {w: statistics.median(r["wall"] for r in runs[w]) for w in (1, 2)}
+        for w in (1, 2):
+            walls[w].append(med[w])
+        print(f"{seed} | {runs[1][0]['steps']:,} | {med[1]:.3f} | {med[2]:.3f} | "
+              f"{med[1] / med[2]:.2f}x", flush=True)
+    print(f"all seeds: {sum(walls[1]):.2f} s with 1 worker, {sum(walls[2]):.2f} s with 2: "
+          f"{sum(walls[1]) / sum(walls[2]):.2f}x from the second worker (median per-seed ratio "
+          f"{statistics.median(a / b for a, b in zip(walls[1], walls[2])):.2f}x)   "
+          f"load: {load()}\n")
+
+
 def tutorial(seeds: list[int]) -> None:
     print(f"## 1. The tutorial's GA, {len(seeds)} seeds   load: {load()}")
+    warm_up()
     print("seed | gymlab steps/s (wall s) | 2 workers steps/s (wall s) | seed-style steps/s "
           "(wall s) | ratio 1 core | ratio 2 workers | best fitness per generation")
     rows = []
@@ -250,10 +287,17 @@ def throughput() -> None:
         w = np.array([0.1, 0.5, 1.0, 1.0]) + 0.05 * rng.normal(size=4)
         p[:64].reshape(4, 16)[:, 0], p[:64].reshape(4, 16)[:, 1] = w, -w
         p[80:112].reshape(16, 2)[0, 1], p[80:112].reshape(16, 2)[1, 1] = 1.0, -1.0
+    head, seeds = ActionHead("discrete", 2), np.arange(15)
+    warm_up()
     start = time.perf_counter()
-    result = evaluate_population(CartPoleBatch(t), spec, ActionHead("discrete", 2), params,
-                                 np.arange(15))
+    result = evaluate_population(CartPoleBatch(t), spec, head, params, seeds)
     evaluated = result.steps / (time.perf_counter() - start)
+    individual = np.repeat(np.arange(64), 15)  # the same slots in numpy lockstep
+    start = time.perf_counter()
+    episodes = run_episodes(CartPoleBatch(t), np.tile(seeds, 64),
+                            PopulationPolicy(spec, head, params, individual))
+    lockstep = episodes.lengths.sum() / (time.perf_counter() - start)
+    assert np.array_equal(episodes.lengths.reshape(64, 15), result.lengths)
     env = gym.make("CartPole-v1")
     act = numpy_mlp(params[0], spec)
     start = time.perf_counter()
@@ -261,16 +305,18 @@ def throughput() -> None:
     loop = loop_steps / (time.perf_counter() - start)
     print(f"960 slots x {t} steps: gymnasium CartPoleVectorEnv (random actions, no policy) "
           f"{raw / 1e6:.2f} M steps/s; gymlab CartPoleBatch alone {ours_env / 1e6:.2f} M/s; "
-          f"gymlab batched evaluation (policy forward + env + compaction) {evaluated / 1e6:.2f}"
-          f" M/s = {evaluated / raw:.0%} of the raw vector env; seed-style loop "
+          f"gymlab population evaluation (policy forward + env; compiled kernel, one thread) "
+          f"{evaluated / 1e6:.2f} M/s = {evaluated / raw:.0%} of the raw vector env; the same "
+          f"in numpy lockstep {lockstep / 1e6:.2f} M/s; seed-style loop "
           f"{loop / 1e3:.0f} k steps/s ({1e6 / loop:.1f} µs per step)   load: {load()}\n")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--parts", default="throughput,solve,tutorial")
+    parser.add_argument("--parts", default="throughput,solve,tutorial,workers")
     parser.add_argument("--seeds", type=int, default=10, help="tutorial seeds (solve: 5)")
     parser.add_argument("--solve-seeds", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=3, help="workers: runs per seed")
     args = parser.parse_args()
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     parts = args.parts.split(",")
@@ -280,6 +326,8 @@ def main() -> None:
         solve(list(range(args.solve_seeds)))
     if "tutorial" in parts:
         tutorial(list(range(args.seeds)))
+    if "workers" in parts:
+        workers(list(range(args.seeds)), args.repeats)
 
 
 if __name__ == "__main__":

@@ -99,3 +99,15 @@ def test_run_directories_never_share_a_name(tmp_path):
 
     paths = {RunDir.create(str(tmp_path), "dqn", "CartPole-v1", {}).path for _ in range(3)}
     assert len(paths) == 3 and all((p / "config.json").is_file() for p in paths)
+
+
+def test_next_multiple_equals_stepping_the_schedule_one_interval_at_a_time():
+    from gymlab.core.session import _next_multiple
+
+    for due in range(-3, 12):
+        for every in range(1, 6):
+            for step in range(-3, 30):
+                expected = due
+                while expected <= step:
+                    expected += every
+                assert _next_multiple(due, every, step) == expected

@@ -87,14 +87,12 @@ class TrainingSession:
         self._clock = (now, step)
         rate = (step - s0) / (now - t0) if now > t0 else 0.0
         self.logger.log(step, {**scalars, "time/steps_per_second": rate})
-        while self.next_log <= step:
-            self.next_log += self.cfg.log_every
+        self.next_log = _next_multiple(self.next_log, self.cfg.log_every, step)
 
     def on_step(self, step: int) -> None:
         """Evaluate, checkpoint and check the stop rule when due; refresh the progress bar."""
         if self.evaluator is not None and step >= self.next_eval:
-            while self.next_eval <= step:
-                self.next_eval += self.cfg.eval_every
+            self.next_eval = _next_multiple(self.next_eval, self.cfg.eval_every, step)
             self.evaluate(step)
         self.progress.update(step)
 
@@ -169,3 +167,11 @@ class TrainingSession:
                 print(f"resume with: gymlab train --resume {shlex.quote(str(self.run.path))}",
                       file=sys.stderr)
         return suppress
+
+
+def _next_multiple(due: int, every: int, step: int) -> int:
+    """`due` advanced by whole `every`s until it is past `step` (in O(1): ga/es runs log every
+    generation with `every` = 1 environment step, and a generation can be millions of steps)."""
+    if due <= step:
+        due += ((step - due) // every + 1) * every
+    return due
