@@ -230,6 +230,17 @@ def test_registering_does_not_import_mujoco() -> None:
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
+def test_without_mujoco_the_module_imports_and_the_envs_refuse() -> None:
+    code = ("import sys; sys.modules['mujoco'] = None\n"  # as if the extra were not installed
+            "import gymnasium as gym, gymlab.envs\n"
+            "from gymlab.envs.locomotion import HalfCheetahVel, MUJOCO_INSTALL_HINT\n"
+            "for make in (HalfCheetahVel, lambda: gym.make('gymlab/AntPos-v0')):\n"
+            "    try:\n        make()\n    except ValueError as e:\n"
+            "        assert str(e) == MUJOCO_INSTALL_HINT, e\n"
+            "    else:\n        raise AssertionError('built without mujoco')\n")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
 def test_missing_extra_is_one_line_saying_how_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "mujoco", None)  # `import mujoco` now fails
     with pytest.raises(ValueError) as error:
