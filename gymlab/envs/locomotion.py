@@ -88,8 +88,8 @@ class _TaskFamily:
 
     @property
     def task(self) -> dict[str, Any]:
-        """The current task (set it to switch tasks, as ``reset_task`` does)."""
-        return self._task
+        """A copy of the current task (assign one to switch tasks, as ``reset_task`` does)."""
+        return self._task_info()
 
     @task.setter
     def task(self, task: dict[str, Any]) -> None:
