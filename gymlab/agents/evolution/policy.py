@@ -161,7 +161,6 @@ class PopulationPolicy:
         self.layers = [(w[mask], b[mask]) for w, b in self.layers]
 
 
-
 class SharedPolicy:
     """One network for every slot (evaluation of the search's best or mean)."""
 
