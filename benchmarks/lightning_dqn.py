@@ -14,8 +14,10 @@ Protocol
     TensorBoardLogger, ModelCheckpoint (eval/return_mean, save_last), validation of 10
     episodes every epoch (= 1,000 environment steps of updates).
 * Also ``per-step-log``: the ``full`` Lightning run with the 4 scalars of the usual
-  tutorial (here loss, epsilon, episode reward, mean Q) sent through ``self.log`` in every
-  ``training_step`` -- what `DQNModule` avoids by logging every `log_every` steps.
+  tutorial (here loss, epsilon, episode reward, mean Q) sent through ``self.log`` at every
+  gradient step -- what `DQNModule` avoids by logging every `log_every` steps.
+* Lightning runs `DQNModule` as users get it: manual optimization, 8 updates per Lightning
+  batch (`updates_per_batch`'s default).
 * Runs alternate (gymlab, Lightning, gymlab, ...) so that a change of machine load hits
   both; printed are the median environment steps per second of `--repeats` runs, the ratio
   gymlab / Lightning (Lightning's slowdown), per wall second and per CPU second of the
