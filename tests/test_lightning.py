@@ -71,15 +71,23 @@ def trainer(tmp_path, **kwargs):
     return L.Trainer(**options)
 
 
-def test_lightning_runs_gymlabs_loop_same_weights_and_scalars_as_dqn_learn(tmp_path):
-    # the options that change the update: Double DQN, 2 gradient steps, clipping, lr decay
+@pytest.mark.parametrize("updates_per_batch", [8, 1])
+def test_lightning_runs_gymlabs_loop_same_weights_and_scalars_as_dqn_learn(tmp_path,
+                                                                            updates_per_batch):
+    # the options that change the update: Double DQN, 2 gradient steps, clipping, lr decay;
+    # 8 updates per Lightning batch (the default) leave a group of 2 at each epoch's end
     cfg = {**SMALL, "seed": 3, "double_q": True, "gradient_steps": 2, "max_grad_norm": 1.0,
            "anneal_lr": True}
     native = DQN("CartPole-v1", logdir=str(tmp_path / "native"), **cfg).learn(2_000)
-    module = DQNModule("CartPole-v1", total_steps=2_000, **cfg)
+    module = DQNModule("CartPole-v1", total_steps=2_000, updates_per_batch=updates_per_batch,
+                       **cfg)
     logger = RecordingLogger()
-    trainer(tmp_path, logger=logger).fit(module)
+    fitted = trainer(tmp_path, logger=logger)
+    fitted.fit(module)
     assert module.agent.step == 2_000
+    updates = (2_000 - 200) // 4 * 2
+    assert fitted.global_step == updates  # Lightning counts every optimizer step
+    assert native.optimizer.state[native.q_net[0].weight]["step"] == updates
     for ours, theirs in zip(native.q_net.parameters(), module.q_net.parameters(), strict=True):
         assert torch.equal(ours, theirs)
     for ours, theirs in zip(native.target_net.parameters(), module.target_net.parameters()):
@@ -97,6 +105,13 @@ def test_lightning_runs_gymlabs_loop_same_weights_and_scalars_as_dqn_learn(tmp_p
     # an epoch: the 250 gradient steps of 500 environment steps, then one evaluation
     assert [step for step, m in logger.calls if "eval/return_mean" in m] == [700, 1200, 1700,
                                                                           2000]
+
+
+@pytest.mark.parametrize("bad", [0, -3, 2.5, True])
+def test_bad_group_and_epoch_sizes_are_one_clear_error(bad):
+    for name in ("updates_per_batch", "updates_per_epoch"):
+        with pytest.raises(UserError, match=rf"^{name} must be a positive integer, got "):
+            DQNModule("CartPole-v1", **{name: bad}, **SMALL)
 
 
 def test_checkpoints_load_into_gymlab_dqn_and_resume_the_fit(tmp_path):

@@ -4,8 +4,8 @@ Nothing of the algorithm is written here. The module owns a `gymlab.DQN` agent a
 Lightning its pieces: the Q-network and target network (submodules, so `state_dict`, devices
 and precision work), the agent's Adam optimizer, `DQN.replay_batches` (the agent's own loop:
 epsilon-greedy acting, replay storage, target updates) as the training data, and
-`DQN.td_loss` as `training_step`. Lightning takes the gradient step between two batches
-exactly where `DQN.learn` does, so the same seed gives the same weights on both paths.
+`DQN.td_loss` in `training_step`, which takes each gradient step where `DQN.learn` does, so
+the same seed gives the same weights on both paths.
 
     module = DQNModule("CartPole-v1", seed=0, total_steps=20_000)
     lightning.Trainer(max_epochs=-1, callbacks=[ModelCheckpoint(monitor="eval/return_mean",
@@ -39,24 +39,27 @@ from gymlab.core.run import CHECKPOINT_FORMAT  # noqa: E402
 
 
 class ReplayDataset(IterableDataset):
-    """The replay buffer as Lightning's training data: each item is one minibatch of
-    (obs, actions, rewards, next_obs, terminated), sampled after the agent has played up to
-    its next update. Items are whole minibatches (use `DataLoader(batch_size=None)`):
-    collating `batch_size` single transitions would cost more than the gradient step.
+    """The replay buffer as Lightning's training data. Each item is a group of up to `group`
+    minibatches of (obs, actions, rewards, next_obs, terminated), drawn lazily: iterating a
+    group plays the agent up to its next update and samples that update's minibatch, so the
+    agent always acts with the network of the latest gradient step. `training_step` takes
+    one gradient step per minibatch. Use `DataLoader(batch_size=None)`: collating would cost
+    more than the gradient step.
 
-    A replay stream has no natural length, so an epoch is `length` minibatches, and each
-    epoch goes on from where the previous one stopped. With the length known, Lightning
-    fetches no batch ahead, so the agent never acts with the network of one update ago.
+    A replay stream has no natural length, so an epoch is `length` minibatches (the last
+    group of an epoch may be smaller), and each epoch goes on from where the previous one
+    stopped. With the length known, Lightning fetches no item ahead.
     """
 
-    def __init__(self, batches: Iterator[tuple[Tensor, ...]], length: int) -> None:
-        self.batches, self.length = batches, length
+    def __init__(self, batches: Iterator[tuple[Tensor, ...]], length: int, group: int) -> None:
+        self.batches, self.length, self.group = batches, length, group
 
     def __len__(self) -> int:
-        return self.length
+        return -(-self.length // self.group)
 
-    def __iter__(self) -> Iterator[tuple[Tensor, ...]]:
-        return itertools.islice(self.batches, self.length)
+    def __iter__(self) -> Iterator[Iterator[tuple[Tensor, ...]]]:
+        for start in range(0, self.length, self.group):
+            yield itertools.islice(self.batches, min(self.group, self.length - start))
 
 
 class DQNModule(L.LightningModule):
@@ -67,63 +70,93 @@ class DQNModule(L.LightningModule):
     takes over the run directory, logger, progress bar and checkpoints; `total_steps`,
     `stop_reward`, `eval_episodes`, `eval_every` (the epoch length) and `log_every` are used.
 
-    Each epoch is `batches_per_epoch` gradient steps (default: those of `eval_every`
+    Each epoch is `updates_per_epoch` gradient steps (default: those of `eval_every`
     environment steps) and ends with a validation: `eval_episodes` greedy episodes through
     gymlab's Evaluator, logged as eval/return_mean for ModelCheckpoint / EarlyStopping. The
     module stops the Trainer at `total_steps` environment steps, or at `stop_reward`; pass
     `max_epochs=-1` so that Lightning's default of 1,000 epochs does not stop it first.
     Training scalars (the keys of progress.jsonl) go to Lightning's loggers every `log_every`
     environment steps, with the environment step as their x axis.
+
+    One Lightning batch (one `training_step`, one round of batch hooks and callbacks) is
+    `updates_per_batch` gradient steps, with the environment steps between them: Lightning
+    spends ~0.6 ms of CPU per batch on its loop, hooks and callbacks (2-core machine under
+    load), about a fifth of a CartPole update with its 4 environment steps, so grouping
+    updates is what keeps it near gymlab's own loop. `trainer.global_step` still counts
+    gradient steps (optimizer steps); `max_steps` and per-batch callbacks see groups.
     """
 
-    def __init__(self, env: str = "CartPole-v1", batches_per_epoch: int | None = None,
-                 **overrides: Any) -> None:
+    def __init__(self, env: str = "CartPole-v1", updates_per_epoch: int | None = None,
+                 updates_per_batch: int = 8, **overrides: Any) -> None:
         super().__init__()
+        sizes = {"updates_per_batch": updates_per_batch}
+        if updates_per_epoch is not None:
+            sizes["updates_per_epoch"] = updates_per_epoch
+        for name, value in sizes.items():
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise UserError(f"{name} must be a positive integer, got {value!r}")
         self.save_hyperparameters()
+        # training_step takes DQN's gradient steps itself, several per Lightning batch
+        self.automatic_optimization = False
         self.agent = DQN(env, **overrides)
         self.q_net, self.target_net = self.agent.q_net, self.agent.target_net
         cfg, run = self.agent.config, self.agent.run_config
-        if batches_per_epoch is None:
+        if updates_per_epoch is None:
             iterations = max(cfg.train_freq // cfg.num_envs, 1)  # as in DQN.replay_batches
             updates = (run.eval_every or 1_000) / (iterations * cfg.num_envs)
-            batches_per_epoch = max(round(updates), 1) * cfg.gradient_steps
-        if batches_per_epoch <= 0:
-            raise UserError(f"batches_per_epoch must be positive, got {batches_per_epoch}")
-        self.batches_per_epoch = batches_per_epoch
+            updates_per_epoch = max(round(updates), 1) * cfg.gradient_steps
+        self.updates_per_epoch, self.updates_per_batch = updates_per_epoch, updates_per_batch
         self.log_hooks = LoggerHooks(self, run.log_every)
         self.solved_step: int | None = None
         self._batches: Iterator[tuple[Tensor, ...]] | None = None
-        self._batches_left = 0
+        self._updates_to_go = 0
         self._evaluator: Evaluator | None = None
 
     # -- data ---------------------------------------------------------------------------------
     def train_dataloader(self) -> DataLoader:
         if self._batches is None:  # one stream for the whole fit, across epochs
             self._batches = self.agent.replay_batches(self.log_hooks)
-            self._batches_left = self._updates_left()
-            if self._batches_left == 0:
+            self._updates_to_go = self._updates_left()
+            if self._updates_to_go == 0:
                 raise UserError(f"no gradient step to take before total_steps "
                                 f"{self.agent.run_config.total_steps} (learning_starts "
                                 f"{self.agent.config.learning_starts})")
         # the agent acts in this process: worker processes would fill copies of the buffer
         warnings.filterwarnings("ignore", ".*does not have many workers.*")
         warnings.filterwarnings("ignore", ".*`IterableDataset` has `__len__` defined.*")
-        return DataLoader(ReplayDataset(self._batches, self.batches_per_epoch), batch_size=None)
+        # the module logs every log_every environment steps itself, not every n batches
+        warnings.filterwarnings("ignore", ".*smaller than the logging interval.*")
+        dataset = ReplayDataset(self._batches, self.updates_per_epoch, self.updates_per_batch)
+        return DataLoader(dataset, batch_size=None)
 
     def val_dataloader(self) -> DataLoader:
         return DataLoader([0], batch_size=None)  # one validation step: one evaluation
 
     # -- optimisation: gymlab's loss, optimizer and clipping ----------------------------------
-    def training_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> Tensor:
-        return self.agent.td_loss(*batch)
+    def training_step(self, batch: Iterator[tuple[Tensor, ...]], batch_idx: int) -> Tensor:
+        optimizer, device = self.optimizers(), self.device
+        loss = None
+        for minibatch in batch:  # each draw plays the agent up to the update
+            loss = self.update(optimizer, tuple(t.to(device) for t in minibatch))
+            self._updates_to_go -= 1
+        if loss is None:
+            raise RuntimeError("DQN.replay_batches yielded fewer minibatches than counted")
+        return loss
+
+    def update(self, optimizer: Any, minibatch: tuple[Tensor, ...]) -> Tensor:
+        """One gradient step: DQN._update's, in Lightning's manual-optimization form
+        (`manual_backward` and the wrapped optimizer keep precision plugins and strategies
+        working; Lightning's automatic optimization would add a closure and five more hooks
+        per step, half of its overhead here)."""
+        loss = self.agent.td_loss(*minibatch)
+        optimizer.zero_grad(set_to_none=True)
+        self.manual_backward(loss)
+        self.agent.clip_gradients()  # max_grad_norm of the config
+        optimizer.step()
+        return loss
 
     def configure_optimizers(self) -> Any:
         return self.agent.optimizer
-
-    def configure_gradient_clipping(self, optimizer: Any, gradient_clip_val: Any = None,
-                                    gradient_clip_algorithm: Any = None) -> None:
-        self.agent.clip_gradients()  # max_grad_norm of the config
-        super().configure_gradient_clipping(optimizer, gradient_clip_val, gradient_clip_algorithm)
 
     def _updates_left(self) -> int:
         """The minibatches DQN.replay_batches yields after the agent's current iteration."""
@@ -134,8 +167,7 @@ class DQNModule(L.LightningModule):
         return max(last // every - done // every, 0) * cfg.gradient_steps
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
-        self._batches_left -= 1
-        if self._batches_left == 0:
+        if self._updates_to_go == 0:
             # play the steps after the last update, then stop: Lightning validates first
             for _ in self._batches:  # type: ignore[union-attr]
                 raise RuntimeError("DQN.replay_batches yielded more minibatches than counted")
