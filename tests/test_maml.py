@@ -46,7 +46,7 @@ def test_navigation_dynamics_reward_and_termination():
     obs, reward, terminated, _, _ = env.step(np.array([0.05, 0.0]))
     assert terminated and reward == pytest.approx(0.0, abs=1e-6)
     env.reset()
-    steps = 0
+    steps, terminated, truncated = 0, False, False
     while not (terminated or truncated):
         *_, terminated, truncated, _ = env.step(np.zeros(2))
         steps += 1
