@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import sys
 
 import gymnasium as gym
 import numpy as np
@@ -395,6 +396,35 @@ def test_cli_resume_or_eval_of_another_algorithm_is_refused(tmp_path, capsys):
         code, _, err = run_main(capsys, *args)
         assert code == 2 and "is a dqn run, not a maml run" in err
         assert_one_line_error(err)
+
+
+@pytest.mark.smoke
+def test_mujoco_family_through_worker_processes(tmp_path):
+    """HalfCheetahDir through the vector-env sampler: the same numbers with 1 or 2 workers."""
+    pytest.importorskip("mujoco")
+    states = []
+    for workers in (1, 2):
+        with MAML(env="HalfCheetahDir-v0", meta_batch_size=2, fast_batch_size=2,
+                  max_episode_steps=20, num_batches=1, num_workers=workers, progress=False,
+                  output_folder=str(tmp_path / f"w{workers}")) as agent:
+            agent.learn()
+            states.append((final_state(agent), records(tmp_path / f"w{workers}")))
+            assert agent.config.meta_batch_size == 2
+    assert torch.equal(states[0][0], states[1][0]) and states[0][1] == states[1][1]
+    with MAML(env="HalfCheetahDir-v0", output_folder=str(tmp_path / "d")) as agent:
+        assert agent.config.meta_batch_size == 40  # pytorch-maml-rl's MuJoCo configs
+        assert agent.family.spec.max_episode_steps == 200  # the MAML paper's horizon
+
+
+@pytest.mark.smoke
+def test_mujoco_family_without_the_extra_says_how_to_install(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "mujoco", None)  # import mujoco now fails
+    code, _, err = run_main(capsys, "meta", "maml", "--env", "HalfCheetahDir-v0", *TINY_FLAGS,
+                            "--output-folder", str(tmp_path / "x"))
+    assert code == 2 and 'pip install -e ".[mujoco]"' in err
+    assert_one_line_error(err)
+    with pytest.raises(ValueError, match="mujoco"):
+        MAML(env="gymlab/AntPos-v0")
 
 
 # -- learning -----------------------------------------------------------------------------------

@@ -144,7 +144,12 @@ class VectorEnvBatch:
         for pipe, arg in zip(self.pipes, args[1:]):
             pipe.send((command, *arg))
         first = getattr(self.local, command)(*args[0])
-        return [first, *(pipe.recv() for pipe in self.pipes)]
+        try:
+            return [first, *(pipe.recv() for pipe in self.pipes)]
+        except (EOFError, ConnectionError):
+            raise RuntimeError("a sampler worker process died (see its error above); a "
+                               "script that uses num_workers > 1 needs the "
+                               "`if __name__ == \"__main__\":` guard") from None
 
     def reset(self, tasks: list[dict[str, Any]], episodes: int,
               seeds: np.ndarray | None = None) -> torch.Tensor:
