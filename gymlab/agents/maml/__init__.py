@@ -7,9 +7,11 @@
 - trpo.py: Hessian-vector products, conjugate gradient, line search
 - metalearner.py: the MAML-TRPO update, top to bottom
 - trainer.py: `MAML`, a run (run directory, checkpoints, resume) and its evaluation
+- evaluation.py: the adaptation curve (returns after 0, 1, ... inner steps), plotted
 """
 
 from gymlab.agents.maml.config import FAMILIES, MAMLConfig
-from gymlab.agents.maml.trainer import MAML, AdaptationCurve
+from gymlab.agents.maml.evaluation import AdaptationCurve
+from gymlab.agents.maml.trainer import MAML
 
 __all__ = ["MAML", "MAMLConfig", "AdaptationCurve", "FAMILIES"]

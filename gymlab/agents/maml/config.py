@@ -11,8 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import gymnasium as gym
+
 from gymlab.agents.maml.policy import PolicyKind
 from gymlab.core.config import require
+from gymlab.core.envs import check_env_id, make_env
+from gymlab.core.errors import UserError
 
 FAMILIES: dict[str, str] = {
     "Navigation2D-v0": "gymlab/Navigation2D-v0",
@@ -115,6 +119,37 @@ class MAMLConfig:
         return (self.hidden_size,) * self.num_layers
 
 
-def short_name(env_id: str) -> str:
-    """Navigation2D-v0 for gymlab/Navigation2D-v0 (other ids unchanged)."""
-    return env_id.removeprefix("gymlab/") if env_id.removeprefix("gymlab/") in FAMILIES else env_id
+def resolve_env(name: str) -> str:
+    """The gymnasium id of a task family; UserError for unknown ids, and for the MuJoCo
+    families without the mujoco extra (how to install it)."""
+    short = name.removeprefix("gymlab/")
+    if short in MUJOCO_FAMILIES:
+        try:
+            from gymlab.envs import locomotion
+        except ModuleNotFoundError as exc:
+            if exc.name != "gymlab.envs.locomotion":
+                raise
+            raise UserError(f"{name} needs gymlab.envs.locomotion, which this installation "
+                            "does not have") from None
+        try:
+            locomotion.require_mujoco()
+        except ValueError as exc:
+            raise UserError(str(exc)) from None
+    if short in FAMILIES:
+        return FAMILIES[short]
+    try:
+        check_env_id(name)
+    except UserError:
+        raise UserError(f"unknown task family {name!r}; MAML's families are "
+                        f"{', '.join(FAMILIES)}") from None
+    return name
+
+
+def family_env(env_id: str, kwargs: dict[str, Any]) -> gym.Env:
+    env = make_env(env_id, kwargs=kwargs)
+    if not all(hasattr(env.unwrapped, m) for m in ("sample_tasks", "reset_task")):
+        env.close()
+        raise UserError(f"{env_id} is not a task family (its environment has no sample_tasks"
+                        f"(n, rng) and reset_task(task)); MAML's families are "
+                        f"{', '.join(FAMILIES)}")
+    return env

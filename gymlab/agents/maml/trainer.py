@@ -15,21 +15,25 @@ import os
 import shlex
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 import torch
 
-from gymlab.agents.maml.config import FAMILIES, FAMILY_DEFAULTS, MUJOCO_FAMILIES, MAMLConfig
+from gymlab.agents.maml.config import (
+    FAMILIES,
+    FAMILY_DEFAULTS,
+    MAMLConfig,
+    family_env,
+    resolve_env,
+)
 from gymlab.agents.maml.episodes import Episodes, LinearFeatureBaseline, fit_advantages
+from gymlab.agents.maml.evaluation import AdaptationCurve
 from gymlab.agents.maml.metalearner import MetaBatch, adapt_step, trpo_step
 from gymlab.agents.maml.policy import make_policy, parameters, per_task
 from gymlab.agents.maml.samplers import BatchEnv, VectorEnvBatch, rollout
 from gymlab.core.config import build, to_dict
-from gymlab.core.envs import check_env_id, make_env
 from gymlab.core.errors import CheckpointError, UserError
 from gymlab.core.logger import Logger, Progress
 from gymlab.core.run import (
@@ -49,88 +53,6 @@ from gymlab.core.session import NonFiniteLoss
 ALGO = "maml"
 RESUMABLE = frozenset({"num_batches", "progress", "num_workers"})
 """What a resumed run may change: how long it goes on, how it reports, where it steps."""
-
-
-def resolve_env(name: str) -> str:
-    """The gymnasium id of a task family; UserError for unknown ids, and for the MuJoCo
-    families without the mujoco extra (how to install it)."""
-    short = name.removeprefix("gymlab/")
-    if short in MUJOCO_FAMILIES:
-        try:
-            from gymlab.envs import locomotion
-        except ModuleNotFoundError as exc:
-            if exc.name != "gymlab.envs.locomotion":
-                raise
-            raise UserError(f"{name} needs gymlab.envs.locomotion, which this installation "
-                            "does not have") from None
-        try:
-            locomotion.require_mujoco()
-        except ValueError as exc:
-            raise UserError(str(exc)) from None
-    if short in FAMILIES:
-        return FAMILIES[short]
-    try:
-        check_env_id(name)
-    except UserError:
-        raise UserError(f"unknown task family {name!r}; MAML's families are "
-                        f"{', '.join(FAMILIES)}") from None
-    return name
-
-
-def family_env(env_id: str, kwargs: dict[str, Any]) -> gym.Env:
-    env = make_env(env_id, kwargs=kwargs)
-    if not all(hasattr(env.unwrapped, m) for m in ("sample_tasks", "reset_task")):
-        env.close()
-        raise UserError(f"{env_id} is not a task family (its environment has no sample_tasks"
-                        f"(n, rng) and reset_task(task)); MAML's families are "
-                        f"{', '.join(FAMILIES)}")
-    return env
-
-
-@dataclass
-class AdaptationCurve:
-    """Mean return over tasks after 0, 1, ... inner steps, with standard errors."""
-
-    returns: np.ndarray
-    """[steps + 1, tasks]: each task's mean episode return after i steps."""
-
-    @property
-    def mean(self) -> np.ndarray:
-        return self.returns.mean(1)
-
-    @property
-    def stderr(self) -> np.ndarray:
-        n = self.returns.shape[1]
-        return self.returns.std(1, ddof=1) / math.sqrt(n) if n > 1 else np.zeros(len(self.mean))
-
-    def table(self) -> list[str]:
-        return [f"after {i} step(s): {m:9.2f} ± {se:.2f}"
-                for i, (m, se) in enumerate(zip(self.mean, self.stderr))]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"mean": self.mean.tolist(), "stderr": self.stderr.tolist(),
-                "tasks": int(self.returns.shape[1]), "returns": self.returns.tolist()}
-
-    def plot(self, out: str | Path, title: str) -> Path:
-        """Mean return against inner steps, with standard-error bars, as a PNG."""
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        fig, ax = plt.subplots(figsize=(6, 4), dpi=110)
-        steps = np.arange(len(self.mean))
-        ax.errorbar(steps, self.mean, yerr=self.stderr, marker="o", capsize=4)
-        ax.set_xticks(steps)
-        ax.set_xlabel("policy-gradient steps on the new task")
-        ax.set_ylabel(f"mean return ({self.returns.shape[1]} tasks, ± s.e.)")
-        ax.set_title(title)
-        ax.grid(alpha=0.3)
-        fig.tight_layout()
-        out = Path(out)
-        fig.savefig(out)
-        plt.close(fig)
-        return out
 
 
 class MAML:
