@@ -415,7 +415,7 @@ def cmd_meta_maml(args: argparse.Namespace) -> int:
     agent = MAML.resume(args.resume, **options) if args.resume else MAML(**options)
     with agent:
         agent.learn()
-    return {"completed": 0, "diverged": 1}.get(agent.outcome, 130)
+    return agent.exit_code
 
 
 def cmd_meta_eval(args: argparse.Namespace) -> int:

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import signal
+import subprocess
 import sys
+import time
 
 import gymnasium as gym
 import numpy as np
@@ -377,6 +380,9 @@ def test_cli_meta_maml_eval_and_resume(tmp_path, capsys, monkeypatch):
     (["--meta-batch-size", "-2"], "meta_batch_size must be positive"),
     (["--max-kl", "0"], "max_kl must be positive"),
     (["--max-kl", "-0.1"], "max_kl must be positive"),
+    (["--num-steps", "0"], "num_steps must be positive"),
+    (["--device", "nowhere"], "is not usable here"),
+    (["--fast-batch-size", "two"], "expected int"),
 ])
 def test_cli_bad_input_is_one_line(tmp_path, capsys, flags, message):
     code, _, err = run_main(capsys, "meta", "maml", *TINY_FLAGS, *flags,
@@ -385,6 +391,30 @@ def test_cli_bad_input_is_one_line(tmp_path, capsys, flags, message):
     assert_one_line_error(err)
     assert message in err
     assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.smoke
+def test_ctrl_c_saves_and_resume_continues(tmp_path):
+    run = tmp_path / "run"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gymlab", "meta", "maml", *TINY_FLAGS, "--num-batches", "10000",
+         "--output-folder", str(run)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    progress = run / "progress.jsonl"
+    deadline = time.monotonic() + 120
+    while not (progress.exists() and progress.read_text().count("\n") >= 2):
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and "Traceback" not in err, err
+    assert f"resume with: gymlab meta maml --resume {run}" in err
+    done = len(records(run))
+    assert (run / "checkpoints" / "last.pt").exists() and done >= 2
+    agent = MAML.resume(run, num_batches=done + 1)
+    assert agent.batch == done
+    with agent:
+        agent.learn()
+    assert [r["step"] for r in records(run)] == list(range(1, done + 2))
 
 
 @pytest.mark.smoke

@@ -92,6 +92,8 @@ class MAML:
         self.best_after = -math.inf
         self.run: RunDir | None = None
         self.outcome = "new"
+        self.exit_code = 0
+        """0 when the run completed, 1 when it diverged, 128 + the signal when interrupted."""
         self._samplers: dict[tuple[int, int], BatchEnv] = {}
 
     # -- sampling -------------------------------------------------------------------------------
@@ -142,7 +144,7 @@ class MAML:
         logger = Logger(self.run, self.batch if resuming else None)
         progress = Progress(cfg.num_batches, self.batch, f"maml {self.env_id} batch",
                             cfg.progress, sys.stderr, unit="update")
-        self.outcome = "completed"
+        self.outcome, self.exit_code = "completed", 0
         try:
             with GracefulInterrupt() as interrupt:
                 while self.batch < cfg.num_batches and not interrupt.requested:
@@ -153,9 +155,9 @@ class MAML:
                     progress.update(self.batch)
                     self._save(scalars["total_rewards/after_update"], logger)
                 if interrupt.requested:
-                    self.outcome = "interrupted"
+                    self.outcome, self.exit_code = "interrupted", interrupt.exit_code
         except NonFiniteLoss as exc:
-            self.outcome = "diverged"
+            self.outcome, self.exit_code = "diverged", 1
             print(f"stopped at batch {self.batch}: {exc}; kept the last good checkpoint",
                   file=sys.stderr)
         finally:
