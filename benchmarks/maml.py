@@ -12,7 +12,8 @@ and HalfCheetahDir adaptation.
    thread). That reference cannot be downloaded here, so it is the issue's number, not
    re-run by this script.
 3. cheetah: HalfCheetahDir-v0 (needs the mujoco extra): before- and after-update returns
-   over --cheetah-batches meta-batches of a small budget (--cheetah-tasks tasks).
+   over --cheetah-batches meta-batches of a small budget (--cheetah-tasks tasks, 20
+   episodes, horizon 200), then the adaptation curve (0 and 1 step) on as many new tasks.
 
     python benchmarks/maml.py --parts paper,speed,cheetah [--batches 500]
 """
@@ -94,8 +95,12 @@ def cheetah(batches: int, tasks: int, workers: int) -> None:
             after = scalars["total_rewards/after_update"]
             print(f"[cheetah] batch {agent.batch}: before {before:8.2f}  after {after:8.2f}"
                   f"  ({scalars['time/batch_seconds']:.1f} s)", flush=True)
-    print(f"[cheetah] {batches} batches of {tasks} tasks x 20 episodes in "
-          f"{time.perf_counter() - start:.0f} s; load after: {load()}")
+        print(f"[cheetah] {batches} batches of {tasks} tasks x 20 episodes in "
+              f"{time.perf_counter() - start:.0f} s; load: {load()}", flush=True)
+        curve = agent.adaptation_curve(tasks=tasks, grad_steps=1, episodes=20)
+    for line in curve.table():
+        print(f"[cheetah] {tasks} new tasks, 20 episodes each, {line}")
+    print(f"[cheetah] load after: {load()}")
 
 
 def main() -> None:
