@@ -24,7 +24,12 @@ from gymlab.agents.maml.episodes import (
     fit_advantages,
     gae,
 )
-from gymlab.agents.maml.policy import GaussianMLPPolicy, make_policy, per_task
+from gymlab.agents.maml.policy import (
+    CategoricalMLPPolicy,
+    GaussianMLPPolicy,
+    make_policy,
+    per_task,
+)
 from gymlab.agents.maml.samplers import VectorEnvBatch, rollout
 from gymlab.agents.maml.trpo import (
     conjugate_gradient,
@@ -212,18 +217,27 @@ def test_line_search_keeps_theta_when_nothing_passes():
     torch.testing.assert_close(new, theta - 0.64 * step)
 
 
-def small_problem(steps=1, first_order=False, seed=0):
+def small_problem(steps=1, first_order=False, seed=0, discrete=False):
     torch.manual_seed(seed)
-    policy = GaussianMLPPolicy(2, 2, (5,), "tanh").double()
-    train = [fake_episodes(seed=seed + 1 + i) for i in range(steps)]
-    batch = ml.MetaBatch(train, fake_episodes(seed=seed + 10))
+    policy = (CategoricalMLPPolicy(2, 3, (5,), "tanh") if discrete
+              else GaussianMLPPolicy(2, 2, (5,), "tanh")).double()
+
+    def episodes(s):
+        ep = fake_episodes(seed=s)
+        if discrete:
+            ep.actions = torch.randint(0, 3, ep.mask.shape, generator=torch.Generator()
+                                       .manual_seed(s))
+        return ep
+
+    train = [episodes(seed + 1 + i) for i in range(steps)]
+    batch = ml.MetaBatch(train, episodes(seed + 10))
     cfg = MAMLConfig(fast_lr=0.5, num_steps=steps, first_order=first_order)
     return policy, batch, cfg
 
 
-@pytest.mark.parametrize("steps", [1, 2])
-def test_kl_hessian_product_is_the_exact_hessian(steps):
-    policy, batch, cfg = small_problem(steps)
+@pytest.mark.parametrize("steps, discrete", [(1, False), (2, False), (1, True)])
+def test_kl_hessian_product_is_the_exact_hessian(steps, discrete):
+    policy, batch, cfg = small_problem(steps, discrete=discrete)
     params = dict(policy.named_parameters())
     leaves = list(params.values())
     _, kl, old, adapted, inner = ml.surrogate(policy, params, batch, cfg, None, True)
@@ -286,6 +300,24 @@ def test_first_order_really_drops_the_second_order_terms():
     torch.testing.assert_close(fomaml, expected)
     second = meta_gradient(policy, batch, dataclasses.replace(cfg, first_order=False))
     assert (second - fomaml).abs().max() > 1e-3 * fomaml.abs().max()
+
+
+def test_policies_fit_their_spaces():
+    box, disc = gym.spaces.Box(-1, 1, (3,)), gym.spaces.Discrete(4)
+    policy = make_policy(box, disc, "auto", (8, 8), "relu")
+    assert isinstance(policy, CategoricalMLPPolicy)
+    obs = torch.randn(2, 5, 3)
+    dist = policy(obs)
+    actions = policy.sample(dist, torch.Generator().manual_seed(0))
+    assert actions.shape == (2, 5) and actions.max() < 4
+    all_actions = torch.arange(4).view(4, 1, 1).expand(4, 2, 5)
+    probs = torch.stack([policy.log_prob(dist, a).exp() for a in all_actions])
+    torch.testing.assert_close(probs.sum(0), torch.ones(2, 5))
+    assert isinstance(make_policy(box, box, "auto", (8,), "tanh"), GaussianMLPPolicy)
+    with pytest.raises(TypeError, match="gaussian policy needs a 1-d Box"):
+        make_policy(box, disc, "gaussian", (8,), "tanh")
+    with pytest.raises(TypeError, match="1-d Box observation"):
+        make_policy(gym.spaces.Discrete(3), box, "auto", (8,), "tanh")
 
 
 def test_per_task_parameters_give_each_task_its_own_gradient():
