@@ -122,6 +122,9 @@ def test_vector_env_sampler_equals_the_tensor_program():
         vec.close()
     for name in ("obs", "actions", "rewards", "mask"):
         assert torch.equal(getattr(ours, name), getattr(theirs, name)), name
+    scaled = rollout(NavigationBatch(), policy, None, tasks, 4, torch.Generator().manual_seed(5),
+                     action_scale=4.0)  # the env moves by the action / 4, clipped
+    torch.testing.assert_close(scaled.obs[:, :, 1], (ours.actions[:, :, 0] / 4).clamp(-0.1, 0.1))
 
 
 # -- baseline and advantages ------------------------------------------------------------------
@@ -475,6 +478,7 @@ def test_mujoco_family_through_worker_processes(tmp_path):
     assert torch.equal(states[0][0], states[1][0]) and states[0][1] == states[1][1]
     with MAML(env="HalfCheetahDir-v0", output_folder=str(tmp_path / "d")) as agent:
         assert agent.config.meta_batch_size == 40  # pytorch-maml-rl's MuJoCo configs
+        assert agent.config.action_scale == 10.0
         assert agent.family.spec.max_episode_steps == 200  # the MAML paper's horizon
 
 

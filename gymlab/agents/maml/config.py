@@ -1,7 +1,8 @@
 """MAML-TRPO's hyperparameters, the task families, and the published defaults per family.
 
 The defaults are those of pytorch-maml-rl's configs (configs/maml/*.yaml): 2D navigation
-with meta_batch_size 20, the MuJoCo families with 40; everything else is shared (fast
+with meta_batch_size 20, the MuJoCo families with 40 and actions scaled by 10 (their
+normalization_scale); everything else is shared (fast
 batch 20 episodes, one inner step of lr 0.1, 2 x 64 tanh, gamma 0.99, GAE tau 1.0, 500
 batches, TRPO max_kl 0.01, 10 CG iterations, damping 1e-5, 15 line-search steps of 0.8).
 """
@@ -32,7 +33,7 @@ MUJOCO_FAMILIES = frozenset(name for name in FAMILIES if name != "Navigation2D-v
 
 FAMILY_DEFAULTS: dict[str, dict[str, Any]] = {
     "Navigation2D-v0": {"meta_batch_size": 20},
-    **{name: {"meta_batch_size": 40} for name in MUJOCO_FAMILIES},
+    **{name: {"meta_batch_size": 40, "action_scale": 10.0} for name in MUJOCO_FAMILIES},
 }
 """What differs from MAMLConfig's defaults per family (pytorch-maml-rl's configs)."""
 
@@ -52,6 +53,10 @@ class MAMLConfig:
     families as in the MAML paper; pytorch-maml-rl used 100)."""
     policy: PolicyKind = "auto"
     """gaussian (Box actions), categorical (Discrete actions), or auto: by the action space."""
+    action_scale: float = 1.0
+    """The environment gets the policy's action divided by this (then clipped to the action
+    space): pytorch-maml-rl's normalization_scale, 10 for the MuJoCo families, so the
+    initial std of 1 explores with 0.1 in the simulator's units."""
     hidden_size: int = 64
     """Units per hidden layer of the policy."""
     num_layers: int = 2
@@ -103,7 +108,7 @@ class MAMLConfig:
                      "meta_batch_size", "cg_iters", "ls_max_steps", "num_workers"):
             value = getattr(self, name)
             require(value > 0, f"{name} must be positive, got {value}")
-        for name in ("fast_lr", "max_kl"):
+        for name in ("fast_lr", "max_kl", "action_scale"):
             value = getattr(self, name)
             require(value > 0, f"{name} must be positive, got {value}")
         require(self.cg_damping >= 0, f"cg_damping must be >= 0, got {self.cg_damping}")

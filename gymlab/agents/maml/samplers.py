@@ -40,17 +40,19 @@ class BatchEnv(Protocol):
 
 @torch.no_grad()
 def rollout(env: BatchEnv, policy: Policy, params: Params | None, tasks: list[dict[str, Any]],
-            episodes: int, generator: torch.Generator,
-            seeds: np.ndarray | None = None) -> Episodes:
+            episodes: int, generator: torch.Generator, seeds: np.ndarray | None = None,
+            action_scale: float = 1.0) -> Episodes:
     """B episodes of each task with the shared policy (params None) or each task's own
-    parameters (entries [K, ...]); every tensor padded to the longest episode."""
+    parameters (entries [K, ...]); every tensor padded to the longest episode. The env gets
+    the actions divided by `action_scale`; the episodes keep the policy's."""
     obs = env.reset(tasks, episodes, seeds)
     alive = torch.ones(obs.shape[:2], dtype=torch.bool, device=obs.device)
     trace: dict[str, list[torch.Tensor]] = {"obs": [], "actions": [], "rewards": [], "mask": []}
     for _ in range(env.max_episode_steps):
         dist = policy(obs) if params is None else forward_tasks(policy, params, obs)
         actions = policy.sample(dist, generator)
-        next_obs, rewards, done = env.step(actions)
+        next_obs, rewards, done = env.step(actions if action_scale == 1 else
+                                           actions / action_scale)
         mask = alive.float()
         trace["obs"].append(obs)
         trace["actions"].append(actions)

@@ -116,7 +116,8 @@ class MAML:
     def sample(self, tasks: list[dict[str, Any]], episodes: int, params: Any) -> Episodes:
         env = self.sampler(len(tasks), episodes)
         seeds = self.task_rng.integers(2**31 - 1, size=len(tasks) * episodes)
-        batch = rollout(env, self.policy, params, tasks, episodes, self.generator, seeds)
+        batch = rollout(env, self.policy, params, tasks, episodes, self.generator, seeds,
+                        self.config.action_scale)
         return fit_advantages(batch, self.baseline, self.config.gamma, self.config.tau)
 
     def sample_meta_batch(self, tasks: list[dict[str, Any]]) -> MetaBatch:
