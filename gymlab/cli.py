@@ -130,8 +130,8 @@ def _add_meta_commands(commands: Any, argv: Sequence[str]) -> None:
     maml = meta_commands.add_parser(
         "maml", help="meta-train a policy with MAML-TRPO (or resume a run)",
         description="MAML with a TRPO meta-update. Defaults are pytorch-maml-rl's published "
-        "configs; meta_batch_size is 40 for the MuJoCo families. config.json records what a "
-        "run used.")
+        "configs; the MuJoCo families use meta_batch_size 40 and action_scale 10. config.json "
+        "records what a run used.")
     maml.add_argument("--resume", metavar="RUN_DIR", default=None,
                       help="continue the run in RUN_DIR from its checkpoints/last.pt (only "
                       "--num-batches, --progress and --num-workers may change)")
