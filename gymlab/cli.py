@@ -81,6 +81,8 @@ def build_parser(argv: Sequence[str]) -> Parser:
                        help="training seeds per architecture (default: 2)")
     table.set_defaults(nas_command="build-table")
 
+    _add_meta_commands(commands, argv)
+
     plot = commands.add_parser("plot", help="draw learning curves of one or more runs")
     plot.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run directories to overlay")
     plot.add_argument("--out", required=True, metavar="FILE.png", help="image file to write")
@@ -118,6 +120,47 @@ def build_parser(argv: Sequence[str]) -> Parser:
         new_env.add_argument("--action", choices=list(ACTIONS), default="discrete",
                              help="action space (default: discrete)")
     return parser
+
+
+def _add_meta_commands(commands: Any, argv: Sequence[str]) -> None:
+    meta = commands.add_parser(
+        "meta", help="meta-RL: MAML-TRPO on task families (2D navigation, MuJoCo)",
+        description="Meta-reinforcement learning on gymlab's task families.")
+    meta_commands = meta.add_subparsers(dest="meta_command", metavar="COMMAND", required=True)
+    maml = meta_commands.add_parser(
+        "maml", help="meta-train a policy with MAML-TRPO (or resume a run)",
+        description="MAML with a TRPO meta-update. Defaults are pytorch-maml-rl's published "
+        "configs; the MuJoCo families use meta_batch_size 40 and action_scale 10. config.json "
+        "records what a run used.")
+    maml.add_argument("--resume", metavar="RUN_DIR", default=None,
+                      help="continue the run in RUN_DIR from its checkpoints/last.pt (only "
+                      "--num-batches, --progress and --num-workers may change)")
+    maml.set_defaults(func=cmd_meta_maml)
+    if argv[:2] == ["meta", "maml"]:
+        from gymlab.agents.maml import MAMLConfig
+        from gymlab.core.config import add_arguments
+
+        add_arguments(maml, MAMLConfig, "MAML options")
+        first_order = maml._option_string_actions["--first-order"]
+        first_order.nargs, first_order.const = "?", True  # bare --first-order means true
+    ev = meta_commands.add_parser(
+        "eval", help="adaptation curve of a MAML run on new tasks, plotted",
+        description="The MAML paper's protocol: new tasks, mean return with the meta-trained "
+        "policy and after each policy-gradient step on its own episodes, with standard "
+        "errors over tasks. Writes adaptation.png and adaptation.json.")
+    ev.add_argument("run", metavar="RUN_DIR", help="a maml run directory (or a checkpoint file)")
+    ev.add_argument("--tasks", type=_positive_int, default=40, help="new tasks (default: 40)")
+    ev.add_argument("--grad-steps", type=int, default=3,
+                    help="policy-gradient steps per task (default: 3)")
+    ev.add_argument("--episodes", type=_positive_int, default=40,
+                    help="episodes per task and step (default: 40)")
+    ev.add_argument("--checkpoint", choices=("best", "last"), default="best",
+                    help="which checkpoint of the run (default: best)")
+    ev.add_argument("--seed", type=int, default=None,
+                    help="seed of the new tasks (default: the run's seed + 1000000)")
+    ev.add_argument("--out", metavar="FILE.png", default=None,
+                    help="plot to write (default: RUN_DIR/adaptation.png)")
+    ev.set_defaults(func=cmd_meta_eval)
 
 
 class _SpecAction(argparse.Action):
@@ -359,6 +402,51 @@ def _build_table(config: Any, out: str, seeds: int) -> int:
     path = build_table(out, space, data, config.layers, settings, seeds,
                        usable_workers(config.workers))
     print(f"wrote {path}")
+    return 0
+
+
+def cmd_meta_maml(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from gymlab.agents.maml import MAML, MAMLConfig
+
+    options = {f.name: getattr(args, f.name) for f in dataclasses.fields(MAMLConfig)
+               if hasattr(args, f.name)}
+    agent = MAML.resume(args.resume, **options) if args.resume else MAML(**options)
+    with agent:
+        agent.learn()
+    return agent.exit_code
+
+
+def cmd_meta_eval(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    from gymlab.agents.maml import MAML
+    from gymlab.core.run import RunDir
+
+    path = Path(args.run)
+    if not path.exists():
+        raise UserError(f"{path} does not exist")
+    folder = path if path.is_dir() else path.parent.parent
+    if path.is_dir():
+        run = RunDir.open(path)
+        if run.config().get("algo") != "maml":
+            raise UserError(f"{path} is a {run.config().get('algo')} run, not a maml run")
+        path = run.checkpoint(args.checkpoint)
+        if not path.exists() and run.checkpoint("last").exists():
+            path = run.checkpoint("last")
+    if args.grad_steps < 0:
+        raise UserError(f"--grad-steps must be >= 0, got {args.grad_steps}")
+    with MAML.load(path, progress=False) as agent:
+        curve = agent.adaptation_curve(args.tasks, args.grad_steps, args.episodes, args.seed)
+    out = Path(args.out) if args.out else folder / "adaptation.png"
+    curve.plot(out, f"MAML on {agent.config.env}: {args.tasks} new tasks, "
+               f"{args.episodes} episodes per step")
+    (out.with_suffix(".json")).write_text(json.dumps(curve.to_dict(), indent=2) + "\n")
+    print(f"{agent.config.env} {path} ({agent.batch} meta-batches), {args.tasks} new tasks:")
+    print("\n".join(curve.table()))
+    print(f"wrote {out} and {out.with_suffix('.json')}")
     return 0
 
 

@@ -10,6 +10,10 @@ if "gymlab/NASLayerwise-v0" not in gym.registry:
     gym.register("gymlab/NASLayerwise-v0", entry_point="gymlab.envs.nas.layerwise:NASLayerwiseEnv",
                  max_episode_steps=50)
 
+if "gymlab/Navigation2D-v0" not in gym.registry:
+    gym.register("gymlab/Navigation2D-v0", entry_point="gymlab.envs.navigation:Navigation2DEnv",
+                 max_episode_steps=100)
+
 # MuJoCo task families for meta-RL (the `mujoco` extra). Registering names the entry point only:
 # mujoco is imported when one of them is made, so `import gymlab.envs` works without the extra.
 # 200 steps is the MAML paper's horizon; gym.make(id, max_episode_steps=100) gives

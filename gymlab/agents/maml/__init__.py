@@ -1,0 +1,17 @@
+"""MAML meta-RL with a TRPO meta-update (MAML-TRPO), on gymlab's task families.
+
+- config.py: MAMLConfig and the published defaults per family
+- policy.py: Gaussian / categorical MLP policies as functions of explicit parameters
+- episodes.py: batches of K tasks x B episodes, the linear feature baseline, GAE
+- samplers.py: collecting every task's episodes at once (tensor program or worker processes)
+- trpo.py: Hessian-vector products, conjugate gradient, line search
+- metalearner.py: the MAML-TRPO update, top to bottom
+- trainer.py: `MAML`, a run (run directory, checkpoints, resume) and its evaluation
+- evaluation.py: the adaptation curve (returns after 0, 1, ... inner steps), plotted
+"""
+
+from gymlab.agents.maml.config import FAMILIES, MAMLConfig
+from gymlab.agents.maml.evaluation import AdaptationCurve
+from gymlab.agents.maml.trainer import MAML
+
+__all__ = ["MAML", "MAMLConfig", "AdaptationCurve", "FAMILIES"]

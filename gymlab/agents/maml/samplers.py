@@ -1,0 +1,188 @@
+"""Collecting K tasks x B episodes at once.
+
+`rollout` runs one policy forward for every episode of every task per time step; what it
+steps is a batch environment with `reset(tasks, episodes, seeds)` and `step(actions)`:
+
+- `NavigationBatch` (gymlab.envs.navigation): 2D navigation as one tensor program;
+- `VectorEnvBatch`: any task family through gymnasium's SyncVectorEnv, the K x B
+  environments split over `num_workers` processes (this one steps the first part), each
+  with one torch thread. The policy stays in this process; only actions go out and
+  observations, rewards and done flags come back.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import signal
+from multiprocessing.connection import Connection
+from typing import Any, Protocol
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from gymlab.agents.maml.episodes import Episodes
+from gymlab.agents.maml.policy import Params, Policy, forward_tasks
+
+
+class BatchEnv(Protocol):
+    max_episode_steps: int
+
+    def reset(self, tasks: list[dict[str, Any]], episodes: int,
+              seeds: np.ndarray | None = None) -> torch.Tensor:
+        """Observations [K, B, obs_size] of B new episodes of each of the K tasks."""
+
+    def step(self, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Observations [K, B, obs_size], rewards [K, B] and done [K, B] (bool)."""
+
+    def close(self) -> None: ...
+
+
+@torch.no_grad()
+def rollout(env: BatchEnv, policy: Policy, params: Params | None, tasks: list[dict[str, Any]],
+            episodes: int, generator: torch.Generator, seeds: np.ndarray | None = None,
+            action_scale: float = 1.0) -> Episodes:
+    """B episodes of each task with the shared policy (params None) or each task's own
+    parameters (entries [K, ...]); every tensor padded to the longest episode. The env gets
+    the actions divided by `action_scale`; the episodes keep the policy's."""
+    obs = env.reset(tasks, episodes, seeds)
+    alive = torch.ones(obs.shape[:2], dtype=torch.bool, device=obs.device)
+    trace: dict[str, list[torch.Tensor]] = {"obs": [], "actions": [], "rewards": [], "mask": []}
+    for _ in range(env.max_episode_steps):
+        dist = policy(obs) if params is None else forward_tasks(policy, params, obs)
+        actions = policy.sample(dist, generator)
+        next_obs, rewards, done = env.step(actions if action_scale == 1 else
+                                           actions / action_scale)
+        mask = alive.float()
+        trace["obs"].append(obs)
+        trace["actions"].append(actions)
+        trace["rewards"].append(rewards * mask)
+        trace["mask"].append(mask)
+        alive = alive & ~done
+        obs = next_obs
+        if not alive.any():
+            break
+    return Episodes(**{key: torch.stack(values, 2) for key, values in trace.items()})
+
+
+# -- gymnasium environments in worker processes --------------------------------------------------
+def make_vector_env(env_id: str, env_kwargs: dict[str, Any], n: int) -> gym.vector.SyncVectorEnv:
+    import gymlab.envs  # noqa: F401  registers gymlab's ids (in worker processes too)
+
+    return gym.vector.SyncVectorEnv(
+        [lambda: gym.make(env_id, disable_env_checker=True, **env_kwargs)] * n)
+
+
+class EnvChunk:
+    """Part of the K x B environments, in one SyncVectorEnv (autoreset stepping past an
+    episode's end is harmless: the sampler masks those steps out)."""
+
+    def __init__(self, env_id: str, env_kwargs: dict[str, Any], n: int) -> None:
+        self.vec = make_vector_env(env_id, env_kwargs, n)
+
+    def reset(self, tasks: list[dict[str, Any]], seeds: list[int]) -> np.ndarray:
+        for env, task in zip(self.vec.envs, tasks):
+            env.unwrapped.reset_task(task)  # type: ignore[attr-defined]
+        obs, _ = self.vec.reset(seed=seeds)
+        return np.asarray(obs, dtype=np.float32)
+
+    def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        obs, rewards, terminated, truncated, _ = self.vec.step(actions)
+        return (np.asarray(obs, dtype=np.float32), np.asarray(rewards, dtype=np.float32),
+                terminated | truncated)
+
+    def close(self) -> None:
+        self.vec.close()
+
+
+def _worker(conn: Connection, env_id: str, env_kwargs: dict[str, Any], n: int) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle
+    torch.set_num_threads(1)
+    chunk = EnvChunk(env_id, env_kwargs, n)
+    try:
+        while True:
+            command, *args = conn.recv()
+            if command == "reset":
+                conn.send(chunk.reset(*args))
+            elif command == "step":
+                conn.send(chunk.step(*args))
+            else:
+                break
+    except (EOFError, KeyboardInterrupt):
+        pass
+    finally:
+        chunk.close()
+
+
+class VectorEnvBatch:
+    """K tasks x B episodes of a gymnasium task family, on `num_workers` processes."""
+
+    def __init__(self, env_id: str, env_kwargs: dict[str, Any], tasks: int, episodes: int,
+                 num_workers: int = 1, device: str | torch.device = "cpu") -> None:
+        self.shape = (tasks, episodes)
+        self.device = torch.device(device)
+        probe = gym.make(env_id, disable_env_checker=True, **env_kwargs)
+        self.max_episode_steps = int(probe.spec.max_episode_steps or 1000)  # type: ignore
+        space = probe.action_space
+        self.bounds = ((space.low, space.high) if isinstance(space, gym.spaces.Box) else None)
+        probe.close()
+        n = tasks * episodes
+        parts = np.array_split(np.arange(n), min(num_workers, n))
+        self.slices = [slice(int(p[0]), int(p[-1]) + 1) for p in parts]
+        self.local = EnvChunk(env_id, env_kwargs, len(parts[0]))
+        self.pipes: list[Connection] = []
+        self.procs: list[Any] = []
+        ctx = multiprocessing.get_context("spawn")  # fork would copy TensorBoard's thread
+        for part in parts[1:]:
+            parent, child = ctx.Pipe()
+            proc = ctx.Process(target=_worker, args=(child, env_id, env_kwargs, len(part)),
+                               daemon=True)
+            proc.start()
+            child.close()
+            self.pipes.append(parent)
+            self.procs.append(proc)
+
+    def _call(self, command: str, args: list[tuple[Any, ...]]) -> list[Any]:
+        for pipe, arg in zip(self.pipes, args[1:]):
+            pipe.send((command, *arg))
+        first = getattr(self.local, command)(*args[0])
+        try:
+            return [first, *(pipe.recv() for pipe in self.pipes)]
+        except (EOFError, ConnectionError):
+            raise RuntimeError("a sampler worker process died (see its error above); a "
+                               "script that uses num_workers > 1 needs the "
+                               "`if __name__ == \"__main__\":` guard") from None
+
+    def reset(self, tasks: list[dict[str, Any]], episodes: int,
+              seeds: np.ndarray | None = None) -> torch.Tensor:
+        if (len(tasks), episodes) != self.shape:
+            raise ValueError(f"this batch holds {self.shape} episodes, not "
+                             f"{(len(tasks), episodes)}")
+        per_env = [task for task in tasks for _ in range(episodes)]
+        seeds = np.arange(len(per_env)) if seeds is None else seeds
+        args = [(per_env[s], [int(x) for x in seeds[s]]) for s in self.slices]
+        return self._tensor(np.concatenate(self._call("reset", args)))
+
+    def step(self, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        flat = actions.reshape(self.shape[0] * self.shape[1], *actions.shape[2:]).cpu().numpy()
+        if self.bounds is not None:
+            flat = np.clip(flat, *self.bounds)
+        results = self._call("step", [(flat[s],) for s in self.slices])
+        obs, rewards, done = (np.concatenate(parts) for parts in zip(*results))
+        return self._tensor(obs), self._tensor(rewards), self._tensor(done)
+
+    def _tensor(self, array: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(array).reshape(*self.shape, *array.shape[1:]).to(self.device)
+
+    def close(self) -> None:
+        for pipe in self.pipes:
+            try:
+                pipe.send(("close",))
+            except (BrokenPipeError, OSError):
+                pass
+        for proc in self.procs:
+            proc.join(timeout=5)
+            if proc.is_alive():
+                proc.terminate()
+        self.pipes, self.procs = [], []
+        self.local.close()
