@@ -318,25 +318,37 @@ def cmd_train(args: argparse.Namespace) -> int:
     return agent.exit_code
 
 
-def _load_agent(args: argparse.Namespace) -> Any:
+def _checkpoint_file(run_or_file: str, which: str, algo: str | None = None) -> Any:
+    """The checkpoint a command acts on: the file itself, or a run directory's best.pt (else
+    last.pt, with a note) or last.pt; `algo`: the run must be of that algorithm."""
     from pathlib import Path
 
-    from gymlab.agents import algorithm
     from gymlab.core.errors import CheckpointError
-    from gymlab.core.run import RunDir, load_checkpoint
+    from gymlab.core.run import RunDir
 
-    path = Path(args.run)
+    path = Path(run_or_file)
     if not path.exists():
         raise UserError(f"{path} does not exist")
-    if path.is_dir():
-        run = RunDir.open(path)
-        file = run.checkpoint(args.checkpoint)
-        if not file.exists() and args.checkpoint == "best" and run.checkpoint("last").exists():
-            print(f"note: {path} has no best.pt yet; using last.pt", file=sys.stderr)
-            file = run.checkpoint("last")
-        if not file.exists():
-            raise CheckpointError(f"{path} has no checkpoint ({file} is missing)")
-        path = file
+    if not path.is_dir():
+        return path
+    run = RunDir.open(path)
+    if algo is not None and run.config().get("algo") != algo:
+        raise UserError(f"{path} is a {run.config().get('algo')} run, not a {algo} run")
+    file = run.checkpoint(which)
+    if not file.exists() and which == "best" and run.checkpoint("last").exists():
+        print(f"note: {path} has no best.pt yet; using last.pt", file=sys.stderr)
+        file = run.checkpoint("last")
+    if not file.exists():
+        raise CheckpointError(f"{path} has no checkpoint ({file} is missing)")
+    return file
+
+
+def _load_agent(args: argparse.Namespace) -> Any:
+    from gymlab.agents import algorithm
+    from gymlab.core.errors import CheckpointError
+    from gymlab.core.run import load_checkpoint
+
+    path = _checkpoint_file(args.run, args.checkpoint)
     algo = load_checkpoint(path)["algo"]
     if algo not in ALGORITHMS:
         raise CheckpointError(f"{path} is a checkpoint of an unknown algorithm {algo!r}")
@@ -423,21 +435,11 @@ def cmd_meta_eval(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from gymlab.agents.maml import MAML
-    from gymlab.core.run import RunDir
 
-    path = Path(args.run)
-    if not path.exists():
-        raise UserError(f"{path} does not exist")
-    folder = path if path.is_dir() else path.parent.parent
-    if path.is_dir():
-        run = RunDir.open(path)
-        if run.config().get("algo") != "maml":
-            raise UserError(f"{path} is a {run.config().get('algo')} run, not a maml run")
-        path = run.checkpoint(args.checkpoint)
-        if not path.exists() and run.checkpoint("last").exists():
-            path = run.checkpoint("last")
     if args.grad_steps < 0:
         raise UserError(f"--grad-steps must be >= 0, got {args.grad_steps}")
+    path = _checkpoint_file(args.run, args.checkpoint, algo="maml")
+    folder = Path(args.run) if Path(args.run).is_dir() else path.parent.parent
     with MAML.load(path, progress=False) as agent:
         curve = agent.adaptation_curve(args.tasks, args.grad_steps, args.episodes, args.seed)
     out = Path(args.out) if args.out else folder / "adaptation.png"

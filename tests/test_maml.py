@@ -464,6 +464,20 @@ def test_cli_resume_or_eval_of_another_algorithm_is_refused(tmp_path, capsys):
 
 
 @pytest.mark.smoke
+def test_cli_meta_eval_bad_input_is_one_line(tmp_path, capsys):
+    empty = tmp_path / "maml-run"
+    empty.mkdir()
+    (empty / "config.json").write_text(json.dumps({"algo": "maml"}))
+    cases = [([str(tmp_path / "nowhere")], "does not exist"),
+             ([str(empty)], "has no checkpoint"),
+             ([str(empty), "--grad-steps", "-1"], "--grad-steps must be >= 0")]
+    for args, message in cases:
+        code, _, err = run_main(capsys, "meta", "eval", *args)
+        assert code == 2 and message in err, err
+        assert_one_line_error(err)
+
+
+@pytest.mark.smoke
 def test_mujoco_family_through_worker_processes(tmp_path):
     """HalfCheetahDir through the vector-env sampler: the same numbers with 1 or 2 workers."""
     pytest.importorskip("mujoco")
