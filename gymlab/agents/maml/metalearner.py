@@ -62,16 +62,23 @@ def inner_loss(policy: Policy, params: Params, episodes: Episodes) -> torch.Tens
     return -weighted_mean(logp * episodes.advantages, episodes.mask)
 
 
-def adapt_step(policy: Policy, params: Params, episodes: Episodes, fast_lr: float,
-               create_graph: bool) -> Params:
-    """One inner policy-gradient step of every task: params entries [K, ...] -> [K, ...].
+def inner_gradient(policy: Policy, params: Params, episodes: Episodes, create_graph: bool
+                   ) -> tuple[list[torch.Tensor], tuple[torch.Tensor, ...]]:
+    """The parameters [K, ...] as a list and every task's inner-loss gradient in them.
 
     Task k's loss depends only on its own slice, so the gradient of the sum is each task's
     own gradient. Without `create_graph` that gradient is a constant to the meta-gradient:
     first-order MAML, really (d theta' / d theta is the identity)."""
+    inputs = list(params.values())
     loss = inner_loss(policy, params, episodes).sum()
-    grads = torch.autograd.grad(loss, list(params.values()), create_graph=create_graph,
-                                retain_graph=True)
+    return inputs, torch.autograd.grad(loss, inputs, create_graph=create_graph,
+                                       retain_graph=True)
+
+
+def adapt_step(policy: Policy, params: Params, episodes: Episodes, fast_lr: float,
+               create_graph: bool) -> Params:
+    """One inner policy-gradient step of every task: params entries [K, ...] -> [K, ...]."""
+    _, grads = inner_gradient(policy, params, episodes, create_graph)
     return {name: p - fast_lr * g for (name, p), g in zip(params.items(), grads)}
 
 
@@ -86,12 +93,10 @@ def adapt(policy: Policy, params: Params, train: list[Episodes], fast_lr: float,
     adapted = per_task(params, train[0].mask.shape[0])
     steps: list[InnerStep] = []
     for episodes in train:
-        inputs = list(adapted.values())
-        loss = inner_loss(policy, adapted, episodes).sum()
-        grads = torch.autograd.grad(loss, inputs, create_graph=create_graph, retain_graph=True)
+        step = inner_gradient(policy, adapted, episodes, create_graph)
         if create_graph:
-            steps.append((inputs, grads))
-        adapted = {name: p - fast_lr * g for (name, p), g in zip(adapted.items(), grads)}
+            steps.append(step)
+        adapted = {name: p - fast_lr * g for (name, p), g in zip(adapted.items(), step[1])}
     return adapted, steps
 
 

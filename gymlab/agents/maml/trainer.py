@@ -31,7 +31,7 @@ from gymlab.agents.maml.config import (
 from gymlab.agents.maml.episodes import Episodes, LinearFeatureBaseline, fit_advantages
 from gymlab.agents.maml.evaluation import AdaptationCurve
 from gymlab.agents.maml.metalearner import MetaBatch, adapt_step, trpo_step
-from gymlab.agents.maml.policy import make_policy, parameters, per_task
+from gymlab.agents.maml.policy import Params, make_policy, parameters, per_task
 from gymlab.agents.maml.samplers import BatchEnv, VectorEnvBatch, rollout
 from gymlab.core.config import build, to_dict
 from gymlab.core.errors import CheckpointError, UserError
@@ -123,14 +123,20 @@ class MAML:
     def sample_meta_batch(self, tasks: list[dict[str, Any]]) -> MetaBatch:
         """Inner-loop episodes (num_steps rounds) and the adapted policies' episodes."""
         cfg = self.config
-        params = {k: v.detach().requires_grad_() for k, v in parameters(self.policy).items()}
         adapted, train = None, []
         for _ in range(cfg.num_steps):
             train.append(self.sample(tasks, cfg.fast_batch_size, adapted))
-            current = per_task(params, len(tasks)) if adapted is None else adapted
-            adapted = adapt_step(self.policy, current, train[-1], cfg.fast_lr, False)
-            adapted = {k: v.detach().requires_grad_() for k, v in adapted.items()}
+            adapted = self.adapted(adapted, train[-1])
         return MetaBatch(train, self.sample(tasks, cfg.fast_batch_size, adapted))
+
+    def adapted(self, params: Params | None, episodes: Episodes) -> Params:
+        """Every task's parameters after one inner step on its episodes, detached (for
+        sampling): from the policy's (params None) or from a task's adapted ones."""
+        if params is None:
+            shared = {k: v.detach().requires_grad_() for k, v in parameters(self.policy).items()}
+            params = per_task(shared, episodes.mask.shape[0])
+        step = adapt_step(self.policy, params, episodes, self.config.fast_lr, False)
+        return {k: v.detach().requires_grad_() for k, v in step.items()}
 
     # -- training -------------------------------------------------------------------------------
     def learn(self, num_batches: int | None = None) -> MAML:
@@ -205,15 +211,12 @@ class MAML:
         self.generator.manual_seed(seed + 1)
         try:
             goals = self.family.unwrapped.sample_tasks(tasks, self.task_rng)
-            params = {k: v.detach().requires_grad_() for k, v in parameters(self.policy).items()}
             adapted, returns = None, []
             for step in range(grad_steps + 1):
                 batch = self.sample(goals, episodes, adapted)
                 returns.append(batch.returns.mean(1).cpu().numpy())
                 if step < grad_steps:
-                    current = per_task(params, tasks) if adapted is None else adapted
-                    adapted = adapt_step(self.policy, current, batch, self.config.fast_lr, False)
-                    adapted = {k: v.detach().requires_grad_() for k, v in adapted.items()}
+                    adapted = self.adapted(adapted, batch)
         finally:
             set_generator_state(self.task_rng, saved[0])
             self.generator.set_state(saved[1])
