@@ -105,10 +105,8 @@ class MAMLConfig:
 
     def __post_init__(self) -> None:
         for name in ("hidden_size", "num_layers", "fast_batch_size", "num_steps", "num_batches",
-                     "meta_batch_size", "cg_iters", "ls_max_steps", "num_workers"):
-            value = getattr(self, name)
-            require(value > 0, f"{name} must be positive, got {value}")
-        for name in ("fast_lr", "max_kl", "action_scale"):
+                     "meta_batch_size", "cg_iters", "ls_max_steps", "num_workers", "fast_lr",
+                     "max_kl", "action_scale"):
             value = getattr(self, name)
             require(value > 0, f"{name} must be positive, got {value}")
         require(self.cg_damping >= 0, f"cg_damping must be >= 0, got {self.cg_damping}")
@@ -129,13 +127,8 @@ def resolve_env(name: str) -> str:
     families without the mujoco extra (how to install it)."""
     short = name.removeprefix("gymlab/")
     if short in MUJOCO_FAMILIES:
-        try:
-            from gymlab.envs import locomotion
-        except ModuleNotFoundError as exc:
-            if exc.name != "gymlab.envs.locomotion":
-                raise
-            raise UserError(f"{name} needs gymlab.envs.locomotion, which this installation "
-                            "does not have") from None
+        from gymlab.envs import locomotion  # imports without mujoco, so it can say what is missing
+
         try:
             locomotion.require_mujoco()
         except ValueError as exc:
