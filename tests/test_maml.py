@@ -15,7 +15,7 @@ import pytest
 import torch
 
 import gymlab.envs  # noqa: F401
-from gymlab.agents.maml import MAML, MAMLConfig
+from gymlab.agents.maml import MAML, MAMLConfig, analytic
 from gymlab.agents.maml import metalearner as ml
 from gymlab.agents.maml.episodes import (
     Episodes,
@@ -36,6 +36,7 @@ from gymlab.agents.maml.trpo import (
     flat,
     hessian_vector_product,
     line_search,
+    set_flat,
 )
 from gymlab.envs.navigation import NavigationBatch
 from tests.test_cli import assert_one_line_error, run_main
@@ -197,8 +198,11 @@ def test_conjugate_gradient_solves_a_known_system():
     m = torch.randn(10, 10, generator=g, dtype=torch.float64)
     a = m @ m.T + 0.5 * torch.eye(10, dtype=torch.float64)
     b = torch.randn(10, generator=g, dtype=torch.float64)
-    x = conjugate_gradient(lambda v: a @ v, b, iters=10)
+    x, ax = conjugate_gradient(lambda v: a @ v, b, iters=10)
     torch.testing.assert_close(x, torch.linalg.solve(a, b), rtol=1e-6, atol=1e-6)
+    x, ax = conjugate_gradient(lambda v: a @ v, b, iters=4)  # not converged: A x from r
+    torch.testing.assert_close(ax, a @ x, rtol=1e-9, atol=1e-9)
+    assert (ax - b).norm() > 1e-3
 
 
 def test_line_search_keeps_theta_when_nothing_passes():
@@ -278,7 +282,6 @@ def test_meta_gradient_matches_finite_differences():
     _, _, old, *_ = ml.surrogate(policy, params, batch, cfg, None, True)
 
     def loss_at(t):
-        from gymlab.agents.maml.trpo import set_flat
         set_flat(list(params.values()), t)
         return ml.surrogate(policy, params, batch, cfg, old, False)[0].item()
 
@@ -303,6 +306,57 @@ def test_first_order_really_drops_the_second_order_terms():
     torch.testing.assert_close(fomaml, expected)
     second = meta_gradient(policy, batch, dataclasses.replace(cfg, first_order=False))
     assert (second - fomaml).abs().max() > 1e-3 * fomaml.abs().max()
+
+
+def float64_batch(batch):
+    """The batch in float64, with every third episode ended early (as at a goal)."""
+    def cast(e):
+        mask = e.mask.double()
+        mask[:, ::3, 40:] = 0
+        return dataclasses.replace(e, obs=e.obs.double(), actions=e.actions.double(),
+                                   rewards=e.rewards.double() * mask, mask=mask,
+                                   advantages=e.advantages.double() * mask)
+    return ml.MetaBatch([cast(e) for e in batch.train], cast(batch.valid))
+
+
+@pytest.mark.parametrize("nonlinearity, layers, steps, first_order", [
+    ("tanh", 2, 1, False), ("tanh", 2, 2, False), ("relu", 3, 2, False), ("tanh", 1, 1, True)])
+def test_hand_derived_objective_equals_autograd(monkeypatch, nonlinearity, layers, steps,
+                                                first_order):
+    """analytic.py's value, meta-gradient, KL Hessian products and line-search values are
+    autograd's (float64, on sampled 2D-navigation episodes with early ends), for one chunk
+    of tasks or several, on one thread or two."""
+    agent = MAML(meta_batch_size=5, fast_batch_size=4, num_steps=steps, hidden_size=16,
+                 num_layers=layers, nonlinearity=nonlinearity, first_order=first_order,
+                 seed=3, output_folder=None, progress=False, fast_lr=0.5)
+    tasks = agent.family.unwrapped.sample_tasks(5, agent.task_rng)
+    batch = float64_batch(agent.sample_meta_batch(tasks))
+    policy, cfg = agent.policy.double(), agent.config
+    reference = ml.AutogradMetaObjective(policy, batch, cfg)
+    loss, grad = reference.loss_and_gradient()
+    v = torch.randn(grad.shape, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    fisher = reference.fisher_product(v)
+    theta = flat(policy.parameters()).detach()
+    values = reference.evaluate(theta - 0.05 * v)
+    set_flat(list(policy.parameters()), theta)
+    for chunk_elements, workers in [(10**9, 1), (1, 1), (1, 2)]:  # 1: a chunk per task
+        monkeypatch.setattr(analytic, "CHUNK_ELEMENTS", chunk_elements)
+        ours = analytic.GaussianMetaObjective(policy, batch, cfg.fast_lr, first_order,
+                                              cfg.cg_damping, workers)
+        assert len(ours.chunks) == (1 if chunk_elements > 1 else 5)
+        our_loss, our_grad = ours.loss_and_gradient()
+        assert our_loss == pytest.approx(loss, abs=1e-12)
+        torch.testing.assert_close(our_grad, grad, rtol=1e-10, atol=1e-12)
+        torch.testing.assert_close(ours.fisher_product(v), fisher, rtol=1e-10, atol=1e-12)
+        assert ours.evaluate(theta - 0.05 * v) == pytest.approx(values, rel=1e-10, abs=1e-14)
+    assert flat(policy.parameters()).equal(theta)  # the hand-derived path leaves theta alone
+
+
+def test_trpo_step_uses_the_hand_derived_objective_for_gaussian_mlps():
+    policy, batch, cfg = small_problem()
+    assert isinstance(ml.meta_objective(policy, batch, cfg), analytic.GaussianMetaObjective)
+    discrete, batch, cfg = small_problem(discrete=True)
+    assert isinstance(ml.meta_objective(discrete, batch, cfg), ml.AutogradMetaObjective)
 
 
 def test_policies_fit_their_spaces():

@@ -19,7 +19,10 @@ which is zero there. J = J_f (I - fast_lr H_inner) per inner step, with H_inner 
 loss's Hessian, so a product costs two Hessian-vector products of the inner loss (double
 backprop through the inner update) and a Jacobian product each way of the policy. That
 is twice as fast as differentiating the KL's gradient again (which also computes the
-third derivatives that the zero multiplies), and the same numbers (tested).
+third derivatives that the zero multiplies), and the same numbers (tested). For Gaussian
+MLP policies, `trpo_step` takes the same quantities from analytic.py, where they are
+written out by hand (the same numbers again, about twice as fast); the autograd objective
+below serves the other policies and is the reference it is tested against.
 """
 
 from __future__ import annotations
@@ -30,6 +33,8 @@ from dataclasses import dataclass
 
 import torch
 
+from gymlab.agents.maml import analytic
+from gymlab.agents.maml.analytic import GaussianMetaObjective
 from gymlab.agents.maml.config import MAMLConfig
 from gymlab.agents.maml.episodes import Episodes
 from gymlab.agents.maml.policy import DistParams, Params, Policy, forward_tasks, per_task
@@ -154,6 +159,42 @@ def kl_hessian_product(policy: Policy, leaves: list[torch.Tensor], adapted: Para
     return product
 
 
+class AutogradMetaObjective:
+    """The meta-update's objective at theta through autograd (any policy): the surrogate's
+    value and gradient, the KL Hessian products of `kl_hessian_product`, and the line
+    search's loss and KL at other parameters (which it sets in the policy)."""
+
+    def __init__(self, policy: Policy, batch: MetaBatch, cfg: MAMLConfig) -> None:
+        self.policy, self.batch, self.cfg = policy, batch, cfg
+        self.params = dict(policy.named_parameters())
+        self.leaves = list(self.params.values())
+        self.loss, _, self.old, adapted, steps = surrogate(policy, self.params, batch, cfg,
+                                                           None, True)
+        self.fisher_product = kl_hessian_product(policy, self.leaves, adapted, steps,
+                                                 batch.valid, self.old, cfg.fast_lr,
+                                                 cfg.cg_damping)
+
+    def loss_and_gradient(self) -> tuple[float, torch.Tensor]:
+        grads = torch.autograd.grad(self.loss, self.leaves, retain_graph=True)
+        return self.loss.item(), flat(grads)
+
+    def evaluate(self, theta: torch.Tensor) -> tuple[float, float]:
+        set_flat(self.leaves, theta)
+        loss, kl, *_ = surrogate(self.policy, self.params, self.batch, self.cfg, self.old,
+                                 second_order=False)
+        return loss.item(), kl.item()
+
+
+def meta_objective(policy: Policy, batch: MetaBatch, cfg: MAMLConfig
+                   ) -> AutogradMetaObjective | GaussianMetaObjective:
+    """The hand-derived objective for Gaussian MLPs (analytic.py, the same numbers about
+    twice as fast), autograd's for the rest."""
+    if analytic.supports(policy):
+        return GaussianMetaObjective(policy, batch, cfg.fast_lr, cfg.first_order,
+                                     cfg.cg_damping, cfg.num_workers)
+    return AutogradMetaObjective(policy, batch, cfg)
+
+
 @dataclass
 class StepStats:
     loss_before: float
@@ -165,27 +206,18 @@ class StepStats:
 
 def trpo_step(policy: Policy, batch: MetaBatch, cfg: MAMLConfig) -> StepStats:
     """One meta-update of the policy's parameters in place."""
-    params = dict(policy.named_parameters())
-    leaves = list(params.values())
-    loss, _, old, adapted, steps = surrogate(policy, params, batch, cfg, None, True)
-    grads = flat(torch.autograd.grad(loss, leaves, retain_graph=True))
-    fisher = kl_hessian_product(policy, leaves, adapted, steps, batch.valid, old, cfg.fast_lr,
-                                cfg.cg_damping)
-    direction = conjugate_gradient(fisher, grads, cfg.cg_iters)
-    shs = 0.5 * (direction @ fisher(direction))
-    theta = flat(leaves).detach()
-    old_loss = loss.item()
+    objective = meta_objective(policy, batch, cfg)
+    old_loss, grads = objective.loss_and_gradient()
+    direction, fisher_direction = conjugate_gradient(objective.fisher_product, grads,
+                                                     cfg.cg_iters)
+    shs = 0.5 * (direction @ fisher_direction)
     if not (math.isfinite(shs.item()) and shs.item() > 0):
         return StepStats(old_loss, old_loss, 0.0, 0)  # no curvature: nothing to step along
     full_step = direction / torch.sqrt(shs / cfg.max_kl)
-
-    def evaluate(candidate: torch.Tensor) -> tuple[float, float]:
-        set_flat(leaves, candidate)
-        new_loss, new_kl, *_ = surrogate(policy, params, batch, cfg, old, second_order=False)
-        return new_loss.item(), new_kl.item()
-
+    leaves = list(policy.parameters())
+    theta = flat(leaves).detach()
     new_theta, steps, new_loss, new_kl = line_search(
-        evaluate, theta, full_step, old_loss, cfg.max_kl, cfg.ls_max_steps,
+        objective.evaluate, theta, full_step, old_loss, cfg.max_kl, cfg.ls_max_steps,
         cfg.ls_backtrack_ratio)
     set_flat(leaves, new_theta)
     return StepStats(old_loss, new_loss, new_kl, steps)

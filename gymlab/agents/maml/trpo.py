@@ -46,8 +46,11 @@ def hessian_vector_product(kl: torch.Tensor, params: Sequence[torch.Tensor],
 
 
 def conjugate_gradient(matvec: Callable[[torch.Tensor], torch.Tensor], b: torch.Tensor,
-                       iters: int, residual_tol: float = 1e-10) -> torch.Tensor:
-    """Approximately solve A x = b for a symmetric positive definite A given as `matvec`."""
+                       iters: int, residual_tol: float = 1e-10
+                       ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Approximately solve A x = b for a symmetric positive definite A given as `matvec`.
+    Returns x and A x; the latter is b minus CG's residual, so TRPO's step length costs no
+    further product with A."""
     x = torch.zeros_like(b)
     r = b.clone()
     p = b.clone()
@@ -62,7 +65,7 @@ def conjugate_gradient(matvec: Callable[[torch.Tensor], torch.Tensor], b: torch.
         rr_new = r @ r
         p = r + (rr_new / rr) * p
         rr = rr_new
-    return x
+    return x, b - r
 
 
 def line_search(evaluate: Callable[[torch.Tensor], tuple[float, float]], theta: torch.Tensor,
