@@ -21,13 +21,21 @@ and HalfCheetahDir adaptation.
 from __future__ import annotations
 
 import argparse
+import copy
+import dataclasses
 import json
 import statistics
 import subprocess
 import time
 from pathlib import Path
 
+import torch
+
 from gymlab.agents.maml import MAML
+from gymlab.agents.maml import metalearner as ml
+from gymlab.agents.maml.trpo import flat, hessian_vector_product
+
+DEFAULT_OBJECTIVE = ml.meta_objective
 
 PAPER = {0: -40.4, 1: -11.7, 2: -3.3, 3: -3.2}
 REFERENCE_CPU_SECONDS = 7.3
@@ -62,24 +70,100 @@ def paper(batches: int, run_dir: Path, seed: int) -> None:
         {"batches": agent.batch, "rows": rows}, indent=2) + "\n")
 
 
+SPEED_PATHS = ("reference-method", "autograd", "gymlab", "gymlab-2-threads")
+"""The meta-update by pytorch-maml-rl's method, re-stated on gymlab's batched tensors (the
+KL's gradient differentiated again through the inner update for each product, and an 11th
+product for the step length; its Python loop over tasks is not modelled, so this is faster
+than the reference itself), by gymlab's autograd path (J^T M J), and by gymlab's default
+hand-derived path (analytic.py) on 1 and 2 threads."""
+
+
+def meta_update(path: str, policy, batch, cfg) -> None:
+    if path == "gymlab":
+        ml.trpo_step(policy, batch, cfg)
+    elif path == "gymlab-2-threads":
+        ml.trpo_step(policy, batch, dataclasses.replace(cfg, num_workers=2))
+    else:
+        ml.meta_objective = (ReferenceMethodObjective if path == "reference-method"
+                             else ml.AutogradMetaObjective)
+        try:
+            ml.trpo_step(policy, batch, cfg)
+        finally:
+            ml.meta_objective = DEFAULT_OBJECTIVE
+
+
+class ReferenceMethodObjective(ml.AutogradMetaObjective):
+    """pytorch-maml-rl's Hessian products: (grad KL . v) differentiated again, through the
+    inner update (the generic form, trpo.hessian_vector_product), and one more product
+    before the line search (its step length: CG's result times the Hessian)."""
+
+    def __init__(self, policy, batch, cfg) -> None:
+        super().__init__(policy, batch, cfg)
+        _, kl, *_ = ml.surrogate(policy, self.params, batch, cfg, self.old, True)
+        self.product = hessian_vector_product(kl, self.leaves, cfg.cg_damping)
+        self.last: torch.Tensor | None = None
+
+    def fisher_product(self, vector: torch.Tensor) -> torch.Tensor:
+        self.last = vector
+        return self.product(vector)
+
+    def evaluate(self, theta: torch.Tensor) -> tuple[float, float]:
+        if self.last is not None:
+            self.product(self.last)
+            self.last = None
+        return super().evaluate(theta)
+
+
 def speed(batches: int) -> None:
+    """Every path meta-updates its own copy of the policy from the same sampled batches,
+    interleaved, so the ratios come from one run on one machine state."""
     agent = MAML(env="Navigation2D-v0", seed=0, output_folder=None, progress=False)
-    walls, cpus, steps = [], [], []
+    cfg = agent.config
+    cpu: dict[str, list[float]] = {p: [] for p in ("sampling", *SPEED_PATHS)}
+    wall: dict[str, list[float]] = {p: [] for p in cpu}
+    steps = []
     print(f"[speed] load before: {load()}", flush=True)
     with agent:
         for _ in range(batches):
-            scalars = agent.train_batch()
-            walls.append(scalars["time/batch_seconds"])
-            cpus.append(scalars["time/batch_cpu_seconds"])
-            steps.append(scalars["time/env_steps"])
-    wall, cpu = statistics.median(walls), statistics.median(cpus)
+            tasks = agent.family.unwrapped.sample_tasks(cfg.meta_batch_size, agent.task_rng)
+            c, w = time.process_time(), time.perf_counter()
+            batch = agent.sample_meta_batch(tasks)
+            cpu["sampling"].append(time.process_time() - c)
+            wall["sampling"].append(time.perf_counter() - w)
+            steps.append(sum(e.steps for e in batch.train) + batch.valid.steps)
+            copies = {p: copy.deepcopy(agent.policy) for p in SPEED_PATHS}
+            for path, policy in copies.items():
+                c, w = time.process_time(), time.perf_counter()
+                meta_update(path, policy, batch, cfg)
+                cpu[path].append(time.process_time() - c)
+                wall[path].append(time.perf_counter() - w)
+            theta = {p: flat(m.parameters()) for p, m in copies.items()}
+            drift = max((t - theta["gymlab"]).norm().item() for t in theta.values())
+            agent.policy.load_state_dict(copies["gymlab"].state_dict())
+            print(f"[speed] batch {agent.batch + 1}: meta-update CPU-s "
+                  + ", ".join(f"{p} {cpu[p][-1]:.2f}" for p in SPEED_PATHS)
+                  + f"; paths' parameters within {drift:.1e}", flush=True)
+            agent.batch += 1
     print(f"[speed] load after: {load()}")
-    print(f"[speed] {batches} batches of 20 tasks x 20 episodes x 2 phases "
-          f"(median {statistics.median(steps):.0f} env steps): median {wall:.2f} wall-s, "
-          f"{cpu:.2f} CPU-s per batch")
-    print(f"[speed] pytorch-maml-rl (the issue's figure, not re-run here): "
-          f"{REFERENCE_CPU_SECONDS} CPU-s per batch -> gymlab is "
-          f"{REFERENCE_CPU_SECONDS / cpu:.2f}x faster in CPU-s")
+    median_cpu = {p: statistics.median(v) for p, v in cpu.items()}
+    median_wall = {p: statistics.median(v) for p, v in wall.items()}
+    print(f"[speed] median per batch over {batches} batches of 20 tasks x 20 episodes x 2 "
+          f"phases ({statistics.median(steps):.0f} env steps), sampling "
+          f"{median_cpu['sampling']:.2f} CPU-s included:")
+    gymlab = median_cpu["sampling"] + median_cpu["gymlab"]
+    two_threads = median_wall["sampling"] + median_wall["gymlab-2-threads"]
+    for path in SPEED_PATHS:
+        total_cpu = median_cpu["sampling"] + median_cpu[path]
+        total_wall = median_wall["sampling"] + median_wall[path]
+        print(f"[speed]   {path:17s} {total_cpu:6.2f} CPU-s {total_wall:6.2f} wall-s   "
+              f"reference-method / this: {median_cpu['sampling'] + median_cpu[SPEED_PATHS[0]]:.2f}"
+              f" / {total_cpu:.2f} = "
+              f"{(median_cpu['sampling'] + median_cpu[SPEED_PATHS[0]]) / total_cpu:.2f}x CPU, "
+              f"{(median_wall['sampling'] + median_wall[SPEED_PATHS[0]]) / total_wall:.2f}x wall")
+    print(f"[speed] pytorch-maml-rl itself (the issue's figure, not re-run here: its code "
+          f"cannot be fetched): {REFERENCE_CPU_SECONDS} CPU-s per batch -> gymlab "
+          f"{REFERENCE_CPU_SECONDS / gymlab:.2f}x in CPU-s; with 2 threads, "
+          f"{REFERENCE_CPU_SECONDS / two_threads:.2f}x (its CPU-s against our wall-s)")
 
 
 def cheetah(batches: int, tasks: int, workers: int) -> None:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, cached_property
 
 import torch
 from torch import nn
@@ -156,10 +156,17 @@ class InnerStep:
     """1 / sigma^2, [K, 1, A]."""
     deltas: list[Tensor]
     """dL/dz of each layer."""
-    curvatures: list[Tensor | None]
-    """Per hidden layer, dL/dh * act''(z) / act'(z): -2 h dL/dh for tanh (None for ReLU,
-    whose second derivative is 0)."""
+    d_inputs: list[Tensor]
+    """dL/dh of each hidden layer."""
     grads: Params
+    tanh: bool
+
+    @cached_property
+    def curvatures(self) -> list[Tensor | None]:
+        """Per hidden layer, dL/dh * act''(z) / act'(z): -2 h dL/dh for tanh (None for ReLU,
+        whose second derivative is 0). Only Hessian products need it."""
+        return [-2 * h * d if self.tanh else None
+                for h, d in zip(self.fwd.inputs[1:], self.d_inputs)]
 
 
 def inner_step(net: GaussianMLP, params: Params, episodes: Episodes) -> InnerStep:
@@ -173,8 +180,8 @@ def inner_step(net: GaussianMLP, params: Params, episodes: Episodes) -> InnerSte
     d_mean = -coeff * scaled
     d_log_std = (coeff * (1 - scaled * diff)).sum(1)
     grads, deltas, d_inputs = net.backward(params, fwd, d_mean, d_log_std)
-    curvatures = [-2 * h * d if net.tanh else None for h, d in zip(fwd.inputs[1:], d_inputs)]
-    return InnerStep(params, fwd, coeff, diff, scaled, inv_var, deltas, curvatures, grads)
+    return InnerStep(params, fwd, coeff, diff, scaled, inv_var, deltas, d_inputs, grads,
+                     net.tanh)
 
 
 def inner_hessian_product(net: GaussianMLP, step: InnerStep, w: Params) -> Params:

@@ -91,8 +91,9 @@ class MAMLConfig:
     ls_backtrack_ratio: float = 0.8
     """Each line-search step shrinks the step by this factor."""
     num_workers: int = 1
-    """Processes stepping the MuJoCo families' environments (this one included); 2D
-    navigation runs as one tensor program in this process. Results do not depend on it."""
+    """Processes stepping the MuJoCo families' environments (this one included; 2D
+    navigation runs as one tensor program in this process), and threads sharing the
+    meta-update's Hessian products (Gaussian policies). Results do not depend on it."""
     device: str = "cpu"
     """torch device of the policy and the meta-update (cpu, cuda)."""
     seed: int = 0

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from gymlab.agents.maml import analytic
 from gymlab.agents.maml.config import (
     FAMILIES,
     FAMILY_DEFAULTS,
@@ -135,7 +136,13 @@ class MAML:
         if params is None:
             shared = {k: v.detach().requires_grad_() for k, v in parameters(self.policy).items()}
             params = per_task(shared, episodes.mask.shape[0])
-        step = adapt_step(self.policy, params, episodes, self.config.fast_lr, False)
+        if analytic.supports(self.policy):
+            with torch.no_grad():
+                params = {k: v.detach() for k, v in params.items()}
+                step = analytic.adapt(analytic.GaussianMLP(self.policy), params, [episodes],
+                                      self.config.fast_lr)[0]
+        else:
+            step = adapt_step(self.policy, params, episodes, self.config.fast_lr, False)
         return {k: v.detach().requires_grad_() for k, v in step.items()}
 
     # -- training -------------------------------------------------------------------------------
