@@ -352,6 +352,20 @@ def test_hand_derived_objective_equals_autograd(monkeypatch, nonlinearity, layer
     assert flat(policy.parameters()).equal(theta)  # the hand-derived path leaves theta alone
 
 
+def test_sampling_adapts_by_hand_as_autograd_does(monkeypatch):
+    agent = MAML(meta_batch_size=3, fast_batch_size=4, hidden_size=8, seed=1,
+                 output_folder=None, progress=False)
+    episodes = float64_batch(agent.sample_meta_batch(
+        agent.family.unwrapped.sample_tasks(3, agent.task_rng))).valid
+    agent.policy.double()
+    params = per_task(dict(agent.policy.named_parameters()), 3)
+    expected = ml.adapt_step(agent.policy, params, episodes, 0.1, create_graph=False)
+    monkeypatch.setattr(analytic, "CHUNK_ELEMENTS", 1)  # one task per chunk
+    ours = analytic.adapted_parameters(agent.policy, params, episodes, 0.1)
+    for name, value in expected.items():
+        torch.testing.assert_close(ours[name], value, rtol=1e-10, atol=1e-12)
+
+
 def test_trpo_step_uses_the_hand_derived_objective_for_gaussian_mlps():
     policy, batch, cfg = small_problem()
     assert isinstance(ml.meta_objective(policy, batch, cfg), analytic.GaussianMetaObjective)

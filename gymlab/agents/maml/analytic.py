@@ -39,6 +39,13 @@ def supports(policy: nn.Module) -> bool:
         isinstance(m, (nn.Linear, nn.Tanh, nn.ReLU)) for m in policy.mean)
 
 
+def tanh_(z: Tensor) -> Tensor:
+    """tanh in place, as 2 sigmoid(2 z) - 1: 2.5x faster than torch.tanh on this CPU (whose
+    tanh kernel costs 4 ns an element, sigmoid's 1 ns), equal to it within 1e-7 (float32:
+    a few ulp of 1), so the meta-update sees the policy's function to rounding."""
+    return z.mul_(2).sigmoid_().mul_(2).sub_(1)
+
+
 def weight_grad(delta: Tensor, inputs: Tensor) -> Tensor:
     """sum_n delta_n inputs_n^T per task, [K, out, in]; the product is taken in the
     orientation MKL is fast at when one side is thin (2-d observations: 5x)."""
@@ -90,7 +97,7 @@ class GaussianMLP:
             if i == len(self.layers) - 1:
                 break
             if self.tanh:
-                h = torch.tanh(z)
+                h = tanh_(z)
                 slope = 1 - h * h
             else:
                 h = torch.relu(z)
@@ -217,7 +224,7 @@ def adapt(net: GaussianMLP, params: Params, train: list[Episodes], fast_lr: floa
     for episodes in train:
         step = inner_step(net, params, episodes)
         steps.append(step)
-        params = {name: p - fast_lr * step.grads[name] for name, p in params.items()}
+        params = {n: torch.add(p, step.grads[n], alpha=-fast_lr) for n, p in params.items()}
     return params, steps
 
 
@@ -226,7 +233,7 @@ def through_inner_steps(net: GaussianMLP, steps: list[InnerStep], w: Params, fas
     """prod (I - fast_lr H_j) w over `steps` in the order given."""
     for step in steps:
         hw = inner_hessian_product(net, step, w)
-        w = {name: t - fast_lr * hw[name] for name, t in w.items()}
+        w = {name: torch.add(t, hw[name], alpha=-fast_lr) for name, t in w.items()}
     return w
 
 
@@ -310,6 +317,26 @@ that a product's intermediates stay in the CPU's caches (measured about 1.5x fas
 the whole meta-batch at once on the 2D navigation config)."""
 
 
+def chunk_size(policy: GaussianMLPPolicy, episodes: Episodes) -> int:
+    """Tasks per chunk: about CHUNK_ELEMENTS floats in the widest layer's activations."""
+    width = max(p.shape[0] for p in policy.parameters())
+    return max(1, CHUNK_ELEMENTS // (episodes.mask[0].numel() * width))
+
+
+@torch.no_grad()
+def adapted_parameters(policy: GaussianMLPPolicy, params: Params, episodes: Episodes,
+                       fast_lr: float) -> Params:
+    """Every task's parameters after one inner step from `params` [K, ...], detached (for
+    sampling), computed in chunks of tasks."""
+    net, chunk, tasks = GaussianMLP(policy), chunk_size(policy, episodes), episodes.mask.shape[0]
+    parts = []
+    for start in range(0, tasks, chunk):
+        part = slice(start, start + chunk)
+        parts.append(adapt(net, {n: p[part].detach() for n, p in params.items()},
+                           [task_slice(episodes, part)], fast_lr)[0])
+    return {n: torch.cat([p[n] for p in parts]) for n in params}
+
+
 @cache
 def thread_pool(workers: int) -> ThreadPoolExecutor:
     return ThreadPoolExecutor(workers, thread_name_prefix="gymlab-maml")
@@ -330,9 +357,8 @@ class GaussianMetaObjective:
         self.shapes = [p.shape for p in policy.parameters()]
         self.damping = damping
         self.pool = thread_pool(workers) if workers > 1 else None
-        tasks, steps = batch.valid.mask.shape[0], batch.valid.mask[0].numel()
-        width = max(p.shape[0] for p in policy.parameters())
-        chunk = max(1, CHUNK_ELEMENTS // (steps * width))
+        tasks = batch.valid.mask.shape[0]
+        chunk = chunk_size(policy, batch.valid)
         net = GaussianMLP(policy)
         theta = {n: p.detach() for n, p in policy.named_parameters()}
 

@@ -137,10 +137,8 @@ class MAML:
             shared = {k: v.detach().requires_grad_() for k, v in parameters(self.policy).items()}
             params = per_task(shared, episodes.mask.shape[0])
         if analytic.supports(self.policy):
-            with torch.no_grad():
-                params = {k: v.detach() for k, v in params.items()}
-                step = analytic.adapt(analytic.GaussianMLP(self.policy), params, [episodes],
-                                      self.config.fast_lr)[0]
+            step = analytic.adapted_parameters(self.policy, params, episodes,
+                                               self.config.fast_lr)
         else:
             step = adapt_step(self.policy, params, episodes, self.config.fast_lr, False)
         return {k: v.detach().requires_grad_() for k, v in step.items()}
