@@ -6,11 +6,13 @@ and HalfCheetahDir adaptation.
    new goals, 40 episodes per goal with theta and after each of 1..3 policy-gradient steps
    (fast_lr 0.1). Mean return and standard error over the goals, against the paper's
    -40.4 / -11.7 / -3.3 / -3.2. An interrupted run continues where it stopped (--run-dir).
-2. speed: wall and CPU seconds per meta-batch at the 2D navigation config (20 tasks x 20
-   episodes x 2 phases, ~80k env steps), median over --speed-batches batches, against the
-   issue's figure for pytorch-maml-rl on this machine (7.3 CPU-s per batch with one torch
-   thread). That reference cannot be downloaded here, so it is the issue's number, not
-   re-run by this script.
+2. speed: CPU and wall seconds per meta-batch at the 2D navigation config (20 tasks x 20
+   episodes x 2 phases, ~80k env steps), medians over --speed-batches batches, of four
+   meta-updates run on the same sampled batches, interleaved (SPEED_PATHS: pytorch-maml-rl's
+   method re-stated on gymlab's tensors, gymlab's autograd path, gymlab's hand-derived path
+   on 1 and 2 threads), and gymlab against the issue's figure for pytorch-maml-rl itself on
+   this machine (7.3 CPU-s per batch with one torch thread; its code cannot be downloaded
+   here, so that number is the issue's, not re-run by this script).
 3. cheetah: HalfCheetahDir-v0 (needs the mujoco extra): before- and after-update returns
    over --cheetah-batches meta-batches of a small budget (--cheetah-tasks tasks, 20
    episodes, horizon 200), then the adaptation curve (0 and 1 step) on as many new tasks.
