@@ -1,11 +1,14 @@
 """MAML benchmark (issue 6): the paper's 2D-navigation protocol, seconds per meta-batch,
 and HalfCheetahDir adaptation.
 
-1. paper: meta-train 2D navigation with the default config (pytorch-maml-rl's: 20 tasks x
-   20 episodes, 500 batches; --batches to stop earlier), then the MAML paper's protocol: 40
-   new goals, 40 episodes per goal with theta and after each of 1..3 policy-gradient steps
-   (fast_lr 0.1). Mean return and standard error over the goals, against the paper's
-   -40.4 / -11.7 / -3.3 / -3.2. An interrupted run continues where it stopped (--run-dir).
+1. paper: meta-train 2D navigation with the MAML authors' own hyperparameters (PAPER_CONFIG,
+   from cbfinn/maml_rl; --config pytorch-maml-rl for MAMLConfig's defaults instead), for
+   --batches meta-batches (default: the authors' 100), then the MAML paper's protocol: 40
+   new goals, 40 episodes per goal with theta and after each of 1..3 policy-gradient steps,
+   of the run's fast_lr every step and of fast_lr halved after the first step (the authors'
+   test; or --test-lr). Mean return and standard error over the goals, for the final
+   policy and for best.pt, against the paper's -40.4 / -11.7 / -3.3 / -3.2. An
+   interrupted run continues where it stopped (--run-dir; its own config is kept).
 2. speed: CPU and wall seconds per meta-batch at the 2D navigation config (20 tasks x 20
    episodes x 2 phases, ~80k env steps), medians over --speed-batches batches, of four
    meta-updates run on the same sampled batches, interleaved (SPEED_PATHS: pytorch-maml-rl's
@@ -17,7 +20,7 @@ and HalfCheetahDir adaptation.
    over --cheetah-batches meta-batches of a small budget (--cheetah-tasks tasks, 20
    episodes, horizon 200), then the adaptation curve (0 and 1 step) on as many new tasks.
 
-    python benchmarks/maml.py --parts paper,speed,cheetah [--batches 500]
+    python benchmarks/maml.py --parts paper,speed,cheetah [--batches 100]
 """
 
 from __future__ import annotations
@@ -33,13 +36,32 @@ from pathlib import Path
 
 import torch
 
-from gymlab.agents.maml import MAML
+from gymlab.agents.maml import MAML, MAMLConfig
 from gymlab.agents.maml import metalearner as ml
 from gymlab.agents.maml.trpo import flat, hessian_vector_product
 
 DEFAULT_OBJECTIVE = ml.meta_objective
 
 PAPER = {0: -40.4, 1: -11.7, 2: -3.3, 3: -3.2}
+
+# The MAML authors' 2D-navigation run, cbfinn/maml_rl maml_examples/maml_trpo_point.py:
+# fast_learning_rate 0.5, meta_batch_size 40, fast_batch_size 20 trajectories, horizon 100,
+# one inner step, TRPO step_size 0.01, n_itr 100, LinearFeatureBaseline, a Gaussian MLP
+# (100, 100) with ReLU, init std 1 and a learned log-std; the env wrapped in rllab's
+# normalize(), which maps the policy's [-1, 1] onto the action box [-0.1, 0.1] (then clips),
+# i.e. divides the action by 10: action_scale 10. Their test (test_maml_point.py): 40 goals,
+# VPG on 4000-step batches (40 episodes of 100 steps), optimizer_args init_learning_rate 0.5
+# and learning_rate 0.5 * 0.5: the first step 0.5, the later ones 0.25 (as stored, their TF
+# optimizer ignores init_learning_rate, which would make every step 0.25: --test-lr 0.25).
+# The policy that test loads is named trpomaml1_fbs20_mbs20_flr_0.5...: an earlier run with
+# 20 tasks per meta-batch (--config paper keeps the script's 40).
+PAPER_CONFIG = {"fast_lr": 0.5, "meta_batch_size": 40, "fast_batch_size": 20,
+                "num_steps": 1, "max_kl": 0.01, "hidden_size": 100, "num_layers": 2,
+                "nonlinearity": "relu", "action_scale": 10.0}
+PAPER_BATCHES = 100
+CONFIGS = {"paper": PAPER_CONFIG, "pytorch-maml-rl": {}}
+"""--config: the authors' run, or MAMLConfig's defaults (pytorch-maml-rl's 2d-navigation
+config: fast_lr 0.1, 20 tasks, 2 x 64 tanh, actions not scaled, 500 batches)."""
 REFERENCE_CPU_SECONDS = 7.3
 
 
@@ -47,29 +69,54 @@ def load() -> str:
     return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
 
 
-def paper(batches: int, run_dir: Path, seed: int) -> None:
+def paper(batches: int | None, run_dir: Path, seed: int, config: str,
+          test_lr: list[float] | None) -> None:
     print(f"[paper] load: {load()}", flush=True)
     if (run_dir / "checkpoints" / "last.pt").exists():
-        agent = MAML.resume(run_dir, num_batches=batches, progress=False)
-        print(f"[paper] resuming {run_dir} at batch {agent.batch}", flush=True)
+        overrides = {} if batches is None else {"num_batches": batches}
+        agent = MAML.resume(run_dir, progress=False, **overrides)
+        print(f"[paper] resuming {run_dir} at batch {agent.batch} (its own config)", flush=True)
     else:
+        if batches is None:
+            batches = PAPER_BATCHES if config == "paper" else MAMLConfig.num_batches
         agent = MAML(env="Navigation2D-v0", seed=seed, output_folder=str(run_dir),
-                     progress=False, num_batches=batches)
+                     progress=False, num_batches=batches, **CONFIGS[config])
+        print(f"[paper] --config {config}", flush=True)
+    cfg = agent.config
+    print(f"[paper] config: fast_lr {cfg.fast_lr}, meta_batch_size {cfg.meta_batch_size}, "
+          f"fast_batch_size {cfg.fast_batch_size}, {cfg.num_layers} x {cfg.hidden_size} "
+          f"{cfg.nonlinearity}, action_scale {cfg.action_scale}, max_kl {cfg.max_kl}, "
+          f"{cfg.num_batches} batches, seed {cfg.seed}", flush=True)
+    # the test's step sizes: the run's fast_lr for every step, and halved after the first
+    # (the MAML authors' test_maml_point.py: init_learning_rate 0.5, then 0.5 * 0.5)
+    schedules = [test_lr] if test_lr else [[cfg.fast_lr], [cfg.fast_lr, cfg.fast_lr / 2]]
     start = time.perf_counter()
+    results: dict[str, object] = {}
     with agent:
         agent.learn()
         print(f"[paper] trained to batch {agent.batch} ({time.perf_counter() - start:.0f} s "
               f"this call); load: {load()}", flush=True)
-        curve = agent.adaptation_curve(tasks=40, grad_steps=3, episodes=40)
+        for lrs in schedules:
+            results[f"final {lrs}"] = protocol(agent, lrs, f"final (batch {agent.batch})")
+    with MAML.load(run_dir / "checkpoints" / "best.pt") as best:
+        for lrs in schedules:
+            results[f"best {lrs}"] = protocol(best, lrs, f"best.pt (batch {best.batch})")
+    (run_dir / "paper_protocol.json").write_text(
+        json.dumps({"batches": agent.batch, **results}, indent=2) + "\n")
+
+
+def protocol(agent: MAML, lrs: list[float], name: str) -> dict[str, object]:
+    """The paper's protocol on `agent`: 40 new goals, 40 episodes, 0..3 steps of `lrs`."""
+    curve = agent.adaptation_curve(tasks=40, grad_steps=3, episodes=40, fast_lr=lrs)
+    steps = ", then ".join(str(lr) for lr in lrs)
     rows = []
     for step, (mean, se) in enumerate(zip(curve.mean, curve.stderr)):
         rows.append({"steps": step, "mean": float(mean), "stderr": float(se),
                      "paper": PAPER[step]})
         verdict = "better" if mean >= PAPER[step] - se else "worse"
-        print(f"[paper] after {step} step(s): {mean:8.2f} ± {se:.2f}   paper {PAPER[step]:6.1f}"
-              f"   ({verdict} within one s.e.)", flush=True)
-    (run_dir / "paper_protocol.json").write_text(json.dumps(
-        {"batches": agent.batch, "rows": rows}, indent=2) + "\n")
+        print(f"[paper] {name}, step size {steps}: after {step} step(s): {mean:8.2f} ± "
+              f"{se:.2f}   paper {PAPER[step]:6.1f}   ({verdict} within one s.e.)", flush=True)
+    return {"batch": agent.batch, "step_sizes": lrs, "rows": rows}
 
 
 SPEED_PATHS = ("reference-method", "autograd", "gymlab", "gymlab-2-threads")
@@ -192,7 +239,15 @@ def cheetah(batches: int, tasks: int, workers: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--parts", default="paper,speed,cheetah")
-    parser.add_argument("--batches", type=int, default=500)
+    parser.add_argument("--batches", type=int, default=None,
+                        help="meta-batches for paper (default: 100 for --config paper, "
+                             "500 for pytorch-maml-rl)")
+    parser.add_argument("--config", choices=sorted(CONFIGS), default="paper",
+                        help="paper: the MAML authors' 2D-navigation hyperparameters")
+    parser.add_argument("--test-lr", default=None, metavar="LR[,LR...]",
+                        help="step sizes of the protocol's gradient steps, the last repeated "
+                             "(default: both the run's fast_lr for every step and fast_lr "
+                             "halved after the first step, the authors' test)")
     parser.add_argument("--run-dir", default="runs/bench-maml-nav")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--speed-batches", type=int, default=5)
@@ -204,7 +259,8 @@ def main() -> None:
     if "speed" in parts:
         speed(args.speed_batches)
     if "paper" in parts:
-        paper(args.batches, Path(args.run_dir), args.seed)
+        test_lr = [float(x) for x in args.test_lr.split(",")] if args.test_lr else None
+        paper(args.batches, Path(args.run_dir), args.seed, args.config, test_lr)
     if "cheetah" in parts:
         cheetah(args.cheetah_batches, args.cheetah_tasks, args.workers)
 

@@ -154,6 +154,10 @@ def _add_meta_commands(commands: Any, argv: Sequence[str]) -> None:
                     help="policy-gradient steps per task (default: 3)")
     ev.add_argument("--episodes", type=_positive_int, default=40,
                     help="episodes per task and step (default: 40)")
+    ev.add_argument("--fast-lr", metavar="LR[,LR...]", default=None,
+                    help="step size of the gradient steps: one for all, or one per step, "
+                         "the last repeated (default: the run's fast_lr; the MAML authors' "
+                         "test halved it after the first step: 0.5,0.25)")
     ev.add_argument("--checkpoint", choices=("best", "last"), default="best",
                     help="which checkpoint of the run (default: best)")
     ev.add_argument("--seed", type=int, default=None,
@@ -438,10 +442,18 @@ def cmd_meta_eval(args: argparse.Namespace) -> int:
 
     if args.grad_steps < 0:
         raise UserError(f"--grad-steps must be >= 0, got {args.grad_steps}")
+    fast_lr = None
+    if args.fast_lr is not None:
+        try:
+            fast_lr = [float(x) for x in args.fast_lr.split(",")]
+        except ValueError:
+            raise UserError(f"--fast-lr takes numbers separated by commas, got "
+                            f"{args.fast_lr!r}") from None
     path = _checkpoint_file(args.run, args.checkpoint, algo="maml")
     folder = Path(args.run) if Path(args.run).is_dir() else path.parent.parent
     with MAML.load(path, progress=False) as agent:
-        curve = agent.adaptation_curve(args.tasks, args.grad_steps, args.episodes, args.seed)
+        curve = agent.adaptation_curve(args.tasks, args.grad_steps, args.episodes, args.seed,
+                                       fast_lr)
     out = Path(args.out) if args.out else folder / "adaptation.png"
     curve.plot(out, f"MAML on {agent.config.env}: {args.tasks} new tasks, "
                f"{args.episodes} episodes per step")

@@ -442,6 +442,26 @@ def test_resume_equals_uninterrupted(tmp_path):
         MAML.resume(tmp_path / "split", fast_lr=0.5)
 
 
+def test_adaptation_curve_test_step_size():
+    """fast_lr=None is the config's step; another step size changes the adapted returns
+    only (the same goals and episodes with theta); one per step applies each to its own
+    step; a non-positive one is refused."""
+    with MAML(**TINY, fast_lr=0.3) as agent:
+        default = agent.adaptation_curve(tasks=3, grad_steps=2, episodes=4).returns
+        same = agent.adaptation_curve(tasks=3, grad_steps=2, episodes=4, fast_lr=0.3).returns
+        other = agent.adaptation_curve(tasks=3, grad_steps=2, episodes=4, fast_lr=0.05).returns
+        halved = agent.adaptation_curve(tasks=3, grad_steps=2, episodes=4,
+                                        fast_lr=(0.3, 0.05)).returns
+        np.testing.assert_array_equal(default, same)
+        np.testing.assert_array_equal(default[0], other[0])
+        assert not np.allclose(default[1:], other[1:])
+        np.testing.assert_array_equal(halved[:2], default[:2])  # the first step is 0.3
+        assert not np.allclose(halved[2], default[2])
+        for bad in (0.0, (), (0.3, -1.0)):
+            with pytest.raises(ValueError, match="fast_lr must be positive"):
+                agent.adaptation_curve(tasks=3, grad_steps=1, episodes=4, fast_lr=bad)
+
+
 # -- CLI ----------------------------------------------------------------------------------------
 TINY_FLAGS = ["--meta-batch-size", "3", "--fast-batch-size", "4", "--num-batches", "2",
               "--progress", "false"]
@@ -472,6 +492,11 @@ def test_cli_meta_maml_eval_and_resume(tmp_path, capsys, monkeypatch):
     assert "after 2 step(s)" in text and (run / "adaptation.png").stat().st_size > 1000
     curve = json.loads((run / "adaptation.json").read_text())
     assert len(curve["mean"]) == 3 and len(curve["stderr"]) == 3
+    code, text, err = run_main(capsys, "meta", "eval", str(run), "--tasks", "4",
+                               "--grad-steps", "2", "--episodes", "3", "--fast-lr", "0.1,0.05")
+    assert code == 0, err
+    halved = json.loads((run / "adaptation.json").read_text())
+    assert halved["mean"][:2] == curve["mean"][:2] and halved["mean"][2] != curve["mean"][2]
 
 
 @pytest.mark.smoke
@@ -538,7 +563,8 @@ def test_cli_meta_eval_bad_input_is_one_line(tmp_path, capsys):
     (empty / "config.json").write_text(json.dumps({"algo": "maml"}))
     cases = [([str(tmp_path / "nowhere")], "does not exist"),
              ([str(empty)], "has no checkpoint"),
-             ([str(empty), "--grad-steps", "-1"], "--grad-steps must be >= 0")]
+             ([str(empty), "--grad-steps", "-1"], "--grad-steps must be >= 0"),
+             ([str(empty), "--fast-lr", "0.5,x"], "--fast-lr takes numbers")]
     for args, message in cases:
         code, _, err = run_main(capsys, "meta", "eval", *args)
         assert code == 2 and message in err, err

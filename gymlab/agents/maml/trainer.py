@@ -15,6 +15,7 @@ import os
 import shlex
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -130,17 +131,19 @@ class MAML:
             adapted = self.adapted(adapted, train[-1])
         return MetaBatch(train, self.sample(tasks, cfg.fast_batch_size, adapted))
 
-    def adapted(self, params: Params | None, episodes: Episodes) -> Params:
-        """Every task's parameters after one inner step on its episodes, detached (for
-        sampling): from the policy's (params None) or from a task's adapted ones."""
+    def adapted(self, params: Params | None, episodes: Episodes,
+                fast_lr: float | None = None) -> Params:
+        """Every task's parameters after one inner step (of `fast_lr`, default the config's)
+        on its episodes, detached (for sampling): from the policy's (params None) or from a
+        task's adapted ones."""
         if params is None:
             shared = {k: v.detach().requires_grad_() for k, v in parameters(self.policy).items()}
             params = per_task(shared, episodes.mask.shape[0])
+        lr = self.config.fast_lr if fast_lr is None else fast_lr
         if analytic.supports(self.policy):
-            step = analytic.adapted_parameters(self.policy, params, episodes,
-                                               self.config.fast_lr)
+            step = analytic.adapted_parameters(self.policy, params, episodes, lr)
         else:
-            step = adapt_step(self.policy, params, episodes, self.config.fast_lr, False)
+            step = adapt_step(self.policy, params, episodes, lr, False)
         return {k: v.detach().requires_grad_() for k, v in step.items()}
 
     # -- training -------------------------------------------------------------------------------
@@ -204,12 +207,17 @@ class MAML:
 
     # -- evaluation -----------------------------------------------------------------------------
     def adaptation_curve(self, tasks: int = 40, grad_steps: int = 3, episodes: int = 40,
-                         seed: int | None = None) -> AdaptationCurve:
+                         seed: int | None = None,
+                         fast_lr: float | Sequence[float] | None = None) -> AdaptationCurve:
         """The MAML paper's protocol: new tasks; returns of `episodes` episodes per task with
-        theta, then after each of `grad_steps` inner steps (fast_lr, on those episodes)."""
+        theta, then after each of `grad_steps` inner steps on those episodes. `fast_lr` is
+        the step size: none for the config's, a number for every step, or one per step (the
+        last one repeated), e.g. (0.5, 0.25): the MAML authors' test code stepped half its
+        first step size after the first step."""
         if tasks < 2 or grad_steps < 0 or episodes < 1:
             raise UserError(f"need tasks >= 2, grad_steps >= 0 and episodes >= 1, got "
                             f"{tasks}, {grad_steps}, {episodes}")
+        lrs = step_sizes(self.config.fast_lr if fast_lr is None else fast_lr, grad_steps)
         seed = self.config.seed + 1_000_000 if seed is None else seed
         saved = (generator_state(self.task_rng), self.generator.get_state())
         self.task_rng = np.random.default_rng(seed)
@@ -221,7 +229,7 @@ class MAML:
                 batch = self.sample(goals, episodes, adapted)
                 returns.append(batch.returns.mean(1).cpu().numpy())
                 if step < grad_steps:
-                    adapted = self.adapted(adapted, batch)
+                    adapted = self.adapted(adapted, batch, lrs[step])
         finally:
             set_generator_state(self.task_rng, saved[0])
             self.generator.set_state(saved[1])
@@ -327,3 +335,12 @@ class MAML:
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+
+def step_sizes(fast_lr: float | Sequence[float], steps: int) -> list[float]:
+    """One positive step size per inner step: a number for all of them, or a sequence whose
+    last entry repeats; UserError for an empty sequence or a step size <= 0."""
+    lrs = [float(fast_lr)] if isinstance(fast_lr, (int, float)) else [float(x) for x in fast_lr]
+    if not lrs or not all(lr > 0 for lr in lrs):
+        raise UserError(f"fast_lr must be positive (one number, or one per step), got {fast_lr}")
+    return (lrs + lrs[-1:] * steps)[:max(steps, 1)]
