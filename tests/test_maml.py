@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import signal
@@ -364,6 +365,19 @@ def test_sampling_adapts_by_hand_as_autograd_does(monkeypatch):
     ours = analytic.adapted_parameters(agent.policy, params, episodes, 0.1)
     for name, value in expected.items():
         torch.testing.assert_close(ours[name], value, rtol=1e-10, atol=1e-12)
+
+
+def test_trpo_step_is_the_same_through_either_objective():
+    """A whole meta-update (CG, step length, line search) by the hand-derived objective and
+    by autograd's, passed as trpo_step's objective, in float64."""
+    policy, batch, cfg = small_problem(steps=2)
+    twin = copy.deepcopy(policy)
+    ours = ml.trpo_step(policy, batch, cfg)
+    theirs = ml.trpo_step(twin, batch, cfg, ml.AutogradMetaObjective)
+    assert ours.line_search_steps == theirs.line_search_steps > 0
+    assert ours.loss_after == pytest.approx(theirs.loss_after, rel=1e-8)
+    torch.testing.assert_close(flat(policy.parameters()), flat(twin.parameters()),
+                               rtol=1e-9, atol=1e-11)
 
 
 def test_trpo_step_uses_the_hand_derived_objective_for_gaussian_mlps():

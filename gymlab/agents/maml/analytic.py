@@ -27,7 +27,7 @@ from functools import cache, cached_property
 import torch
 from torch import nn
 
-from gymlab.agents.maml.episodes import Episodes
+from gymlab.agents.maml.episodes import Episodes, MetaBatch
 from gymlab.agents.maml.policy import GaussianMLPPolicy, Params
 
 Tensor = torch.Tensor
@@ -258,7 +258,7 @@ class TaskChunk:
     over all `all_tasks`): value and gradient, KL Hessian products, and the line search's
     loss and KL at other parameters. Its tasks' parameters are [K, ...] tensors."""
 
-    def __init__(self, net: GaussianMLP, theta: Params, batch, fast_lr: float,
+    def __init__(self, net: GaussianMLP, theta: Params, batch: MetaBatch, fast_lr: float,
                  first_order: bool, all_tasks: int) -> None:
         self.net, self.batch, self.fast_lr, self.first_order = net, batch, fast_lr, first_order
         self.tasks = batch.valid.mask.shape[0]
@@ -349,10 +349,8 @@ class GaussianMetaObjective:
     order, so the numbers do not depend on the threads. Flat vectors in and out, as TRPO's
     conjugate gradient and line search use them."""
 
-    def __init__(self, policy: GaussianMLPPolicy, batch, fast_lr: float, first_order: bool,
-                 damping: float, workers: int = 1) -> None:
-        from gymlab.agents.maml.metalearner import MetaBatch
-
+    def __init__(self, policy: GaussianMLPPolicy, batch: MetaBatch, fast_lr: float,
+                 first_order: bool, damping: float, workers: int = 1) -> None:
         self.names = [name for name, _ in policy.named_parameters()]
         self.shapes = [p.shape for p in policy.parameters()]
         self.damping = damping

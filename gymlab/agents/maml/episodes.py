@@ -38,6 +38,15 @@ class Episodes:
         return int(self.mask.sum().item())
 
 
+@dataclass
+class MetaBatch:
+    """What one meta-update learns from: the inner-loop episodes of each step, and the
+    episodes of the adapted policies."""
+
+    train: list[Episodes]
+    valid: Episodes
+
+
 def discount_matrix(length: int, factor: float, device: torch.device) -> torch.Tensor:
     """M[t', t] = factor^(t' - t) for t' >= t (else 0): x @ M sums factor^l x[t + l]."""
     t = torch.arange(length, device=device, dtype=torch.float64)

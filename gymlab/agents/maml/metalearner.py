@@ -36,7 +36,7 @@ import torch
 from gymlab.agents.maml import analytic
 from gymlab.agents.maml.analytic import GaussianMetaObjective
 from gymlab.agents.maml.config import MAMLConfig
-from gymlab.agents.maml.episodes import Episodes
+from gymlab.agents.maml.episodes import Episodes, MetaBatch
 from gymlab.agents.maml.policy import DistParams, Params, Policy, forward_tasks, per_task
 from gymlab.agents.maml.trpo import (
     conjugate_gradient,
@@ -45,15 +45,6 @@ from gymlab.agents.maml.trpo import (
     set_flat,
     unflat,
 )
-
-
-@dataclass
-class MetaBatch:
-    """What one meta-update learns from: the inner-loop episodes of each step, and the
-    episodes of the adapted policies."""
-
-    train: list[Episodes]
-    valid: Episodes
 
 
 def weighted_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -204,9 +195,15 @@ class StepStats:
     """Steps the line search tried until it accepted one (0: none passed, theta kept)."""
 
 
-def trpo_step(policy: Policy, batch: MetaBatch, cfg: MAMLConfig) -> StepStats:
-    """One meta-update of the policy's parameters in place."""
-    objective = meta_objective(policy, batch, cfg)
+ObjectiveFactory = Callable[[Policy, MetaBatch, MAMLConfig],
+                            AutogradMetaObjective | GaussianMetaObjective]
+
+
+def trpo_step(policy: Policy, batch: MetaBatch, cfg: MAMLConfig,
+              make_objective: ObjectiveFactory = meta_objective) -> StepStats:
+    """One meta-update of the policy's parameters in place (`make_objective`: how the
+    objective's derivatives are computed, `meta_objective`'s choice by default)."""
+    objective = make_objective(policy, batch, cfg)
     old_loss, grads = objective.loss_and_gradient()
     direction, fisher_direction = conjugate_gradient(objective.fisher_product, grads,
                                                      cfg.cg_iters)
