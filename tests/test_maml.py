@@ -326,7 +326,8 @@ def test_hand_derived_objective_equals_autograd(monkeypatch, nonlinearity, layer
                                                 first_order):
     """analytic.py's value, meta-gradient, KL Hessian products and line-search values are
     autograd's (float64, on sampled 2D-navigation episodes with early ends), for one chunk
-    of tasks or several, on one thread or two."""
+    of tasks or several, on one thread or two, with the first layer's terms precomputed
+    (2-d observations) or not."""
     agent = MAML(meta_batch_size=5, fast_batch_size=4, num_steps=steps, hidden_size=16,
                  num_layers=layers, nonlinearity=nonlinearity, first_order=first_order,
                  seed=3, output_folder=None, progress=False, fast_lr=0.5)
@@ -340,11 +341,14 @@ def test_hand_derived_objective_equals_autograd(monkeypatch, nonlinearity, layer
     theta = flat(policy.parameters()).detach()
     values = reference.evaluate(theta - 0.05 * v)
     set_flat(list(policy.parameters()), theta)
-    for chunk_elements, workers in [(10**9, 1), (1, 1), (1, 2)]:  # 1: a chunk per task
+    for chunk_elements, workers, thin_input in [(10**9, 1, 8), (1, 1, 8), (1, 2, 8),
+                                                (10**9, 1, 0)]:  # 1: a chunk per task
         monkeypatch.setattr(analytic, "CHUNK_ELEMENTS", chunk_elements)
+        monkeypatch.setattr(analytic, "THIN_INPUT", thin_input)
         ours = analytic.GaussianMetaObjective(policy, batch, cfg.fast_lr, first_order,
                                               cfg.cg_damping, workers)
         assert len(ours.chunks) == (1 if chunk_elements > 1 else 5)
+        assert (ours.chunks[0].steps[0].first_layer is None) == (thin_input == 0)
         our_loss, our_grad = ours.loss_and_gradient()
         assert our_loss == pytest.approx(loss, abs=1e-12)
         torch.testing.assert_close(our_grad, grad, rtol=1e-10, atol=1e-12)

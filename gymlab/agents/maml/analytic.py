@@ -46,6 +46,11 @@ def tanh_(z: Tensor) -> Tensor:
     return z.mul_(2).sigmoid_().mul_(2).sub_(1)
 
 
+def with_bias(weight: Tensor, bias: Tensor) -> Tensor:
+    """[W, b], [K, out, in + 1]: the layer as a product with [x, 1]."""
+    return torch.cat([weight, bias.unsqueeze(-1)], -1)
+
+
 def weight_grad(delta: Tensor, inputs: Tensor) -> Tensor:
     """sum_n delta_n inputs_n^T per task, [K, out, in]; the product is taken in the
     orientation MKL is fast at when one side is thin (2-d observations: 5x)."""
@@ -74,6 +79,15 @@ class Forward:
     """[K, A], clamped at the policy's minimum."""
     free: Tensor
     """[K, A] 1 where the clamp is inactive (the log-std's derivative passes), else 0."""
+
+    @cached_property
+    def thin_input(self) -> Tensor | None:
+        """[x, 1], the observations and the first bias's input, when there are at most
+        THIN_INPUT of them (else None): the first layer's products then take its bias in."""
+        obs = self.inputs[0]
+        if obs.shape[-1] + 1 > THIN_INPUT:
+            return None
+        return torch.cat([obs, torch.ones_like(obs[..., :1])], -1)
 
 
 class GaussianMLP:
@@ -109,27 +123,30 @@ class GaussianMLP:
                        (log_std >= self.min_log_std).to(log_std.dtype))
 
     def tangent(self, params: Params, fwd: Forward, direction: Params
-                ) -> tuple[Tensor, list[Tensor | None], list[Tensor]]:
+                ) -> tuple[Tensor, list[Tensor | None]]:
         """Forward sweep: the directional derivative of the mean along `direction`, and of
-        every layer's input and pre-activation (R{h}, R{z}), for the backward sweep."""
+        every layer's input (R{h}), for the backward sweep."""
         r_inputs: list[Tensor | None] = [None]  # the observations do not move
-        r_pre: list[Tensor] = []
         for i in range(len(self.layers)):
             weight, _ = self.weight(params, i)
             d_weight, d_bias = self.weight(direction, i)
-            rz = torch.baddbmm(d_bias.unsqueeze(1), fwd.inputs[i], d_weight.mT)
-            if r_inputs[i] is not None:
-                rz.baddbmm_(r_inputs[i], weight.mT)
+            if i == 0 and fwd.thin_input is not None:
+                rz = torch.bmm(fwd.thin_input, with_bias(d_weight, d_bias).mT)
+            else:
+                rz = torch.bmm(fwd.inputs[i], d_weight.mT)
+                if r_inputs[i] is not None:
+                    rz.baddbmm_(r_inputs[i], weight.mT)
+                rz.add_(d_bias.unsqueeze(1))  # (baddbmm's broadcast bias costs a copy)
             if i == len(self.layers) - 1:
-                return rz, r_inputs, r_pre
-            r_pre.append(rz)
-            r_inputs.append(fwd.slopes[i] * rz)
+                return rz, r_inputs
+            r_inputs.append(rz.mul_(fwd.slopes[i]))
         raise AssertionError("unreachable")
 
-    def backward(self, params: Params, fwd: Forward, d_mean: Tensor, d_log_std: Tensor
-                 ) -> tuple[Params, list[Tensor], list[Tensor]]:
+    def backward(self, params: Params, fwd: Forward, d_mean: Tensor, d_log_std: Tensor,
+                 keep: bool = False) -> tuple[Params, list[Tensor], list[Tensor]]:
         """Backward pass from the loss's derivatives in the mean [K, N, A] and the log-std
-        [K, A]: the gradients [K, ...], and every layer's delta (dL/dz) and dL/dh."""
+        [K, A]: the gradients [K, ...], and if `keep`, every layer's delta (dL/dz) and
+        dL/dh (else each dL/dh is overwritten by its delta, and neither is returned)."""
         grads: Params = {"log_std": d_log_std * fwd.free}
         deltas: list[Tensor] = [d_mean]
         d_inputs: list[Tensor] = []
@@ -141,10 +158,36 @@ class GaussianMLP:
             if i == 0:
                 break
             d_input = torch.bmm(delta, weight)
+            if not keep:
+                delta = d_input.mul_(fwd.slopes[i - 1])
+                continue
             delta = d_input * fwd.slopes[i - 1]
             d_inputs.insert(0, d_input)
             deltas.insert(0, delta)
         return grads, deltas, d_inputs
+
+
+THIN_INPUT = 8
+"""First layers with at most this many inputs (counting the bias's) take their part of the
+inner Hessian products from sums over the steps made once per inner step (`FirstLayer`):
+those cost as many matrix products of the second layer's size as there are inputs, once,
+and save two such products in each of the 20 or more Hessian products of a meta-update."""
+
+
+@dataclass
+class FirstLayer:
+    """The inner Hessian product's terms that meet only the first layer's direction and
+    the stored pass, summed over the steps once. With x~ = [x, 1] (the observations and the
+    bias's input), s = act'(z_0), delta = dL/dz_1 and c the first hidden layer's curvature:
+    T[o, j, i] = sum_n delta[n, o] s[n, j] x~[n, i] and U[j, i, i'] = sum_n s c[n, j]
+    x~[n, i] x~[n, i']. Then delta^T R{h_0} [o, j] = sum_i T[o, j, i] dW~_0[j, i], and of
+    the first layer's gradient, the part from delta dW_1 is sum_o T[o, j, i] dW_1[o, j] and
+    the curvature's is sum_i' U[j, i, i'] dW~_0[j, i'] (dW~_0 = [dW_0, db_0])."""
+
+    t: Tensor
+    """[K, H_1, H_0, d + 1]."""
+    u: Tensor | None
+    """[K, H_0, d + 1, d + 1]; None for ReLU, whose curvature is 0."""
 
 
 @dataclass
@@ -171,9 +214,28 @@ class InnerStep:
     @cached_property
     def curvatures(self) -> list[Tensor | None]:
         """Per hidden layer, dL/dh * act''(z) / act'(z): -2 h dL/dh for tanh (None for ReLU,
-        whose second derivative is 0). Only Hessian products need it."""
+        whose second derivative is 0), so that R{dL/dz} = act' R{dL/dh} + curvature R{h}.
+        Only Hessian products need it."""
         return [-2 * h * d if self.tanh else None
                 for h, d in zip(self.fwd.inputs[1:], self.d_inputs)]
+
+    @cached_property
+    def first_layer(self) -> FirstLayer | None:
+        """The first layer's precomputed terms, when it has a hidden layer after it and at
+        most THIN_INPUT inputs (else None). Only Hessian products need them."""
+        inputs = self.fwd.thin_input
+        if not self.fwd.slopes or inputs is None:
+            return None
+        slope = self.fwd.slopes[0]
+        tasks, steps, width = slope.shape
+        d = inputs.shape[-1]
+        t = weight_grad(self.deltas[1], (slope.unsqueeze(-1) * inputs.unsqueeze(-2))
+                        .reshape(tasks, steps, width * d)).view(tasks, -1, width, d)
+        u = None
+        if self.curvatures[0] is not None:
+            outer = (inputs.unsqueeze(-1) * inputs.unsqueeze(-2)).reshape(tasks, steps, d * d)
+            u = weight_grad(slope * self.curvatures[0], outer).view(tasks, width, d, d)
+        return FirstLayer(t, u)
 
 
 def inner_step(net: GaussianMLP, params: Params, episodes: Episodes) -> InnerStep:
@@ -186,34 +248,48 @@ def inner_step(net: GaussianMLP, params: Params, episodes: Episodes) -> InnerSte
     scaled = diff * inv_var
     d_mean = -coeff * scaled
     d_log_std = (coeff * (1 - scaled * diff)).sum(1)
-    grads, deltas, d_inputs = net.backward(params, fwd, d_mean, d_log_std)
+    grads, deltas, d_inputs = net.backward(params, fwd, d_mean, d_log_std, keep=True)
     return InnerStep(params, fwd, coeff, diff, scaled, inv_var, deltas, d_inputs, grads,
                      net.tanh)
 
 
 def inner_hessian_product(net: GaussianMLP, step: InnerStep, w: Params) -> Params:
     """H w per task, H the inner loss's Hessian at the step's parameters (R-operator)."""
-    params, fwd = step.params, step.fwd
-    r_mean, r_inputs, r_pre = net.tangent(params, fwd, w)
+    params, fwd, first = step.params, step.fwd, step.first_layer
+    r_mean, r_inputs = net.tangent(params, fwd, w)
     r_log_std = (w["log_std"] * fwd.free).unsqueeze(1)
     r_delta = step.coeff * (step.inv_var * r_mean + 2 * step.scaled * r_log_std)
     hw: Params = {"log_std": 2 * fwd.free * (
         step.coeff * step.scaled * (r_mean + step.diff * r_log_std)).sum(1)}
+    if first is not None:
+        first_direction = with_bias(*net.weight(w, 0))
     for i in reversed(range(len(net.layers))):
         weight, _ = net.weight(params, i)
         d_weight, _ = net.weight(w, i)
+        name = net.layers[i]
+        if i == 0 and first is not None:
+            r_grad = weight_grad(r_delta, fwd.thin_input)  # the bias's as a last column
+            r_grad += (first.t * net.weight(w, 1)[0].unsqueeze(-1)).sum(1)
+            if first.u is not None:
+                r_grad += (first.u * first_direction.unsqueeze(-2)).sum(-1)
+            hw[name + ".weight"], hw[name + ".bias"] = r_grad[..., :-1], r_grad[..., -1]
+            break
         r_grad = weight_grad(r_delta, fwd.inputs[i])
-        if r_inputs[i] is not None:
+        if i == 1 and first is not None:
+            r_grad += (first.t * first_direction.unsqueeze(1)).sum(-1)
+        elif r_inputs[i] is not None:
             r_grad = r_grad.baddbmm_(step.deltas[i].mT, r_inputs[i])
-        hw[net.layers[i] + ".weight"] = r_grad
-        hw[net.layers[i] + ".bias"] = r_delta.sum(1)
+        hw[name + ".weight"] = r_grad
+        hw[name + ".bias"] = r_delta.sum(1)
         if i == 0:
             break
-        r_d_input = torch.bmm(r_delta, weight).baddbmm_(step.deltas[i], d_weight)
-        curvature = step.curvatures[i - 1]
-        if curvature is not None:  # R{dL/dz} = act' (R{dL/dh} + curvature R{z})
-            r_d_input.addcmul_(curvature, r_pre[i - 1])
-        r_delta = r_d_input.mul_(fwd.slopes[i - 1])
+        r_delta = torch.bmm(r_delta, weight)  # R{dL/dh} of the layer below, so far
+        held = i == 1 and first is not None  # FirstLayer holds the other two terms
+        if not held:
+            r_delta.baddbmm_(step.deltas[i], d_weight)
+        r_delta.mul_(fwd.slopes[i - 1])
+        if not held and step.curvatures[i - 1] is not None:
+            r_delta.addcmul_(step.curvatures[i - 1], r_inputs[i])
     return hw
 
 
@@ -295,7 +371,7 @@ class TaskChunk:
         w = self.per_task(v)
         if not self.first_order:
             w = through_inner_steps(self.net, self.steps, w, self.fast_lr)
-        r_mean, *_ = self.net.tangent(self.adapted, self.valid, w)
+        r_mean, _ = self.net.tangent(self.adapted, self.valid, w)
         d_mean = self.weights * self.inv_var * r_mean
         d_log_std = 2 * w["log_std"] * self.valid.free * self.weights.sum(1)
         return self.pull_back(d_mean, d_log_std)
