@@ -35,6 +35,7 @@ from gymlab.agents.maml.evaluation import AdaptationCurve
 from gymlab.agents.maml.metalearner import MetaBatch, adapt_step, trpo_step
 from gymlab.agents.maml.policy import Params, make_policy, parameters, per_task
 from gymlab.agents.maml.samplers import BatchEnv, VectorEnvBatch, rollout
+from gymlab.core.allocator import reuse_freed_memory
 from gymlab.core.config import build, to_dict
 from gymlab.core.errors import CheckpointError, UserError
 from gymlab.core.logger import Logger, Progress
@@ -82,6 +83,7 @@ class MAML:
         except (RuntimeError, AssertionError) as exc:
             raise UserError(f"device {cfg.device!r} is not usable here ({exc})") from None
         torch.set_num_threads(1)
+        reuse_freed_memory()  # the meta-update's tensors: see gymlab/core/allocator.py
         torch.manual_seed(cfg.seed)
         self.family = family_env(self.env_id, kwargs)
         self.policy = make_policy(self.family.observation_space, self.family.action_space,
