@@ -17,11 +17,15 @@ and HalfCheetahDir adaptation.
    on 1 and 2 threads), and gymlab against the issue's figure for pytorch-maml-rl itself on
    this machine (7.3 CPU-s per batch with one torch thread; its code cannot be downloaded
    here, so that number is the issue's, not re-run by this script).
-3. cheetah: HalfCheetahDir-v0 (needs the mujoco extra): before- and after-update returns
+3. training: the plain training loop (MAML.train_batch: sampling and meta-update, as a run
+   does it), CPU and wall seconds per batch, medians over --speed-batches batches, in fresh
+   processes that alternate: glibc's allocator as it comes, and as gymlab sets it
+   (gymlab/core/allocator.py), the latter also with num_workers 2 (two threads).
+4. cheetah: HalfCheetahDir-v0 (needs the mujoco extra): before- and after-update returns
    over --cheetah-batches meta-batches of a small budget (--cheetah-tasks tasks, 20
    episodes, horizon 200), then the adaptation curve (0 and 1 step) on as many new tasks.
 
-    python benchmarks/maml.py --parts paper,speed,cheetah [--batches 100]
+    python benchmarks/maml.py --parts paper,speed,training,cheetah [--batches 100]
 """
 
 from __future__ import annotations
@@ -32,12 +36,13 @@ import dataclasses
 import json
 import statistics
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 import torch
 
-from gymlab.agents.maml import MAML, MAMLConfig
+from gymlab.agents.maml import MAML, MAMLConfig, trainer
 from gymlab.agents.maml import metalearner as ml
 from gymlab.agents.maml.trpo import flat, hessian_vector_product
 
@@ -211,6 +216,48 @@ def speed(batches: int) -> None:
           f"our wall-s)")
 
 
+TRAINING_MODES = {"glibc-default": 1, "gymlab": 1, "gymlab-2-threads": 2}
+"""--parts training: the allocator (glibc's own, or gymlab's settings) and --num-workers."""
+
+
+def training(batches: int) -> None:
+    print(f"[training] load before: {load()}", flush=True)
+    cpu: dict[str, list[float]] = {mode: [] for mode in TRAINING_MODES}
+    wall: dict[str, list[float]] = {mode: [] for mode in TRAINING_MODES}
+    for _ in range(2):  # alternate, so that drifts of the machine's speed hit every mode
+        for mode in TRAINING_MODES:
+            out = subprocess.run([sys.executable, __file__, "--training-child", mode,
+                                  "--speed-batches", str(batches)],
+                                 capture_output=True, text=True, check=True).stdout
+            times = json.loads(out.splitlines()[-1])
+            cpu[mode] += times["cpu"]
+            wall[mode] += times["wall"]
+            print(f"[training] {mode}: CPU-s per batch "
+                  + " ".join(f"{t:.2f}" for t in times["cpu"]), flush=True)
+    print(f"[training] load after: {load()}")
+    default = statistics.median(cpu["glibc-default"])
+    for mode in TRAINING_MODES:
+        c, w = statistics.median(cpu[mode]), statistics.median(wall[mode])
+        print(f"[training] median per batch over {len(cpu[mode])} batches, {mode:16s}: "
+              f"{c:5.2f} CPU-s {w:5.2f} wall-s   glibc-default / this {default / c:.2f}x CPU;"
+              f" the issue's {REFERENCE_CPU_SECONDS} CPU-s / this: {REFERENCE_CPU_SECONDS / c:.2f}x"
+              f" CPU, {REFERENCE_CPU_SECONDS / w:.2f}x its CPU-s over our wall-s")
+
+
+def training_child(mode: str, batches: int) -> None:
+    if mode == "glibc-default":
+        trainer.reuse_freed_memory = lambda: False
+    agent = MAML(env="Navigation2D-v0", seed=0, output_folder=None, progress=False,
+                 num_workers=TRAINING_MODES[mode])
+    times: dict[str, list[float]] = {"cpu": [], "wall": []}
+    with agent:
+        for _ in range(batches):
+            scalars = agent.train_batch()
+            times["cpu"].append(scalars["time/batch_cpu_seconds"])
+            times["wall"].append(scalars["time/batch_seconds"])
+    print(json.dumps(times))
+
+
 def cheetah(batches: int, tasks: int, workers: int) -> None:
     print(f"[cheetah] load before: {load()}", flush=True)
     agent = MAML(env="HalfCheetahDir-v0", seed=0, meta_batch_size=tasks, progress=False,
@@ -250,10 +297,17 @@ def main() -> None:
     parser.add_argument("--cheetah-batches", type=int, default=10)
     parser.add_argument("--cheetah-tasks", type=int, default=10)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--training-child", choices=sorted(TRAINING_MODES),
+                        help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.training_child:
+        training_child(args.training_child, args.speed_batches)
+        return
     parts = args.parts.split(",")
     if "speed" in parts:
         speed(args.speed_batches)
+    if "training" in parts:
+        training(args.speed_batches)
     if "paper" in parts:
         test_lr = [float(x) for x in args.test_lr.split(",")] if args.test_lr else None
         paper(args.batches, Path(args.run_dir), args.seed, args.config, test_lr)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
+import platform
 import signal
 import subprocess
 import sys
@@ -16,7 +17,7 @@ import pytest
 import torch
 
 import gymlab.envs  # noqa: F401
-from gymlab.agents.maml import MAML, MAMLConfig, analytic
+from gymlab.agents.maml import MAML, MAMLConfig, analytic, trainer
 from gymlab.agents.maml import metalearner as ml
 from gymlab.agents.maml.episodes import (
     Episodes,
@@ -39,6 +40,7 @@ from gymlab.agents.maml.trpo import (
     line_search,
     set_flat,
 )
+from gymlab.core import allocator
 from gymlab.envs.navigation import NavigationBatch
 from tests.test_cli import assert_one_line_error, run_main
 
@@ -389,6 +391,16 @@ def test_trpo_step_uses_the_hand_derived_objective_for_gaussian_mlps():
     assert isinstance(ml.meta_objective(policy, batch, cfg), analytic.GaussianMetaObjective)
     discrete, batch, cfg = small_problem(discrete=True)
     assert isinstance(ml.meta_objective(discrete, batch, cfg), ml.AutogradMetaObjective)
+
+
+def test_maml_keeps_freed_memory_for_reuse(monkeypatch):
+    """A MAML agent sets the allocator's thresholds (a third of the meta-update's CPU went
+    to page faults without them: benchmarks/maml.py --parts training); glibc takes them."""
+    calls = []
+    monkeypatch.setattr(trainer, "reuse_freed_memory", lambda: calls.append(True))
+    MAML(meta_batch_size=2, fast_batch_size=2, output_folder=None, progress=False)
+    assert calls == [True]
+    assert allocator.reuse_freed_memory() == (platform.libc_ver()[0] == "glibc")
 
 
 def test_policies_fit_their_spaces():
