@@ -17,7 +17,7 @@ import pytest
 import torch
 
 import gymlab.envs  # noqa: F401
-from gymlab.agents.maml import MAML, MAMLConfig, analytic, trainer
+from gymlab.agents.maml import MAML, MAMLConfig, analytic, gaussian_mlp, trainer
 from gymlab.agents.maml import metalearner as ml
 from gymlab.agents.maml.episodes import (
     Episodes,
@@ -346,7 +346,7 @@ def test_hand_derived_objective_equals_autograd(monkeypatch, nonlinearity, layer
     for chunk_elements, workers, thin_input in [(10**9, 1, 8), (1, 1, 8), (1, 2, 8),
                                                 (10**9, 1, 0)]:  # 1: a chunk per task
         monkeypatch.setattr(analytic, "CHUNK_ELEMENTS", chunk_elements)
-        monkeypatch.setattr(analytic, "THIN_INPUT", thin_input)
+        monkeypatch.setattr(gaussian_mlp, "THIN_INPUT", thin_input)
         ours = analytic.GaussianMetaObjective(policy, batch, cfg.fast_lr, first_order,
                                               cfg.cg_damping, workers)
         assert len(ours.chunks) == (1 if chunk_elements > 1 else 5)
