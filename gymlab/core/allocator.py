@@ -5,8 +5,8 @@ from the kernel, and gives the top of its heap back once more than the trim thre
 free there. A loop that allocates and frees megabyte-sized tensors every op (MAML's
 meta-update: hundreds per Hessian product) then pays a page fault for every 4 KiB of
 every new tensor: measured here, a third of the meta-update's CPU time went to the kernel,
-and a meta-update took 2.0-2.4 CPU-s instead of 1.3-1.6 (benchmarks/maml.py's
---parts allocator). glibc raises both thresholds by itself only after it frees a block
+and MAML's training loop took 1.29-1.34x the CPU time per batch (benchmarks/maml.py
+--parts training). glibc raises both thresholds by itself only after it frees a block
 above the current one, which a run's first large free may or may not be.
 """
 
