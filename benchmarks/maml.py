@@ -217,7 +217,7 @@ def speed(batches: int) -> None:
 
 
 TRAINING_MODES = {"glibc-default": 1, "gymlab": 1, "gymlab-2-threads": 2}
-"""--parts training: the allocator (glibc's own, or gymlab's settings) and --num-workers."""
+"""--parts training: the allocator (glibc's own, or gymlab's settings), and num_workers."""
 
 
 def training(batches: int) -> None:
