@@ -403,6 +403,16 @@ def test_maml_keeps_freed_memory_for_reuse(monkeypatch):
     assert allocator.reuse_freed_memory() == (platform.libc_ver()[0] == "glibc")
 
 
+def test_episodes_select_takes_every_field_of_some_tasks():
+    episodes = Episodes(torch.randn(4, 2, 3, 2), torch.randn(4, 2, 3, 2), torch.randn(4, 2, 3),
+                        torch.ones(4, 2, 3))
+    part = episodes.select(slice(1, 3))
+    assert part.advantages is None
+    assert part.obs.equal(episodes.obs[1:3]) and part.mask.shape == (2, 2, 3)
+    fit = dataclasses.replace(episodes, advantages=torch.randn(4, 2, 3)).select(slice(3, 4))
+    assert fit.advantages.shape == (1, 2, 3) and fit.rewards.equal(episodes.rewards[3:])
+
+
 def test_policies_fit_their_spaces():
     box, disc = gym.spaces.Box(-1, 1, (3,)), gym.spaces.Discrete(4)
     policy = make_policy(box, disc, "auto", (8, 8), "relu")

@@ -8,7 +8,7 @@ fitted per task on that task's episodes, the fit redone on every batch.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import torch
 
@@ -36,6 +36,11 @@ class Episodes:
     @property
     def steps(self) -> int:
         return int(self.mask.sum().item())
+
+    def select(self, tasks: slice) -> Episodes:
+        """These tasks' episodes (views)."""
+        return Episodes(**{f.name: None if (t := getattr(self, f.name)) is None else t[tasks]
+                           for f in fields(self)})
 
 
 @dataclass

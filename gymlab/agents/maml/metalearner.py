@@ -34,7 +34,6 @@ from dataclasses import dataclass
 import torch
 
 from gymlab.agents.maml import analytic
-from gymlab.agents.maml.analytic import GaussianMetaObjective
 from gymlab.agents.maml.config import MAMLConfig
 from gymlab.agents.maml.episodes import Episodes, MetaBatch
 from gymlab.agents.maml.policy import DistParams, Params, Policy, forward_tasks, per_task
@@ -177,11 +176,11 @@ class AutogradMetaObjective:
 
 
 def meta_objective(policy: Policy, batch: MetaBatch, cfg: MAMLConfig
-                   ) -> AutogradMetaObjective | GaussianMetaObjective:
+                   ) -> AutogradMetaObjective | analytic.GaussianMetaObjective:
     """The hand-derived objective for Gaussian MLPs (analytic.py, the same numbers about
     twice as fast), autograd's for the rest."""
     if analytic.supports(policy):
-        return GaussianMetaObjective(policy, batch, cfg.fast_lr, cfg.first_order,
+        return analytic.GaussianMetaObjective(policy, batch, cfg.fast_lr, cfg.first_order,
                                      cfg.cg_damping, cfg.num_workers)
     return AutogradMetaObjective(policy, batch, cfg)
 
@@ -196,7 +195,7 @@ class StepStats:
 
 
 ObjectiveFactory = Callable[[Policy, MetaBatch, MAMLConfig],
-                            AutogradMetaObjective | GaussianMetaObjective]
+                            AutogradMetaObjective | analytic.GaussianMetaObjective]
 
 
 def trpo_step(policy: Policy, batch: MetaBatch, cfg: MAMLConfig,
