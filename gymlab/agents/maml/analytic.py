@@ -16,10 +16,11 @@ config a meta-update takes about half the CPU time of the autograd path
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from functools import cache
+from functools import cache, cached_property
 
 import torch
 
+from gymlab.agents.maml import native
 from gymlab.agents.maml.episodes import Episodes, MetaBatch
 from gymlab.agents.maml.gaussian_mlp import (
     Forward,
@@ -68,6 +69,10 @@ class TaskChunk:
         self.weights = (step_weights(batch.valid.mask) / all_tasks).unsqueeze(-1)
         self.inv_var = torch.exp(-2 * self.valid.log_std).unsqueeze(1)
 
+    @cached_property
+    def output_jacobians(self) -> list[Tensor]:
+        return native.output_jacobians(self.net.layers, self.adapted, self.valid)
+
     def per_task(self, params: Params) -> Params:
         return {n: p.expand(self.tasks, *p.shape) for n, p in params.items()}
 
@@ -75,6 +80,11 @@ class TaskChunk:
         """Chain rule from the adapted policies' mean/log-std back to theta, summed over
         the tasks: (I - fast_lr H)^T J_f^T applied to the derivatives."""
         grads, *_ = self.net.backward(self.adapted, self.valid, d_mean, d_log_std)
+        return self.through_inner_update(grads)
+
+    def through_inner_update(self, grads: Params) -> Params:
+        """(I - fast_lr H)^T applied to derivatives in the adapted parameters, summed over
+        the tasks."""
         if not self.first_order:  # first-order MAML: d theta' / d theta is the identity
             grads = through_inner_steps(self.net, self.steps[::-1], grads, self.fast_lr)
         return {n: g.sum(0) for n, g in grads.items()}
@@ -95,13 +105,18 @@ class TaskChunk:
         w = self.per_task(v)
         if not self.first_order:
             w = through_inner_steps(self.net, self.steps, w, self.fast_lr)
-        r_mean, _ = self.net.tangent(self.adapted, self.valid, w)
-        d_mean = self.weights * self.inv_var * r_mean
         d_log_std = 2 * w["log_std"] * self.valid.free * self.weights.sum(1)
-        return self.pull_back(d_mean, d_log_std)
+        if native.usable(self.valid.mean):
+            grads = native.jacobian_gram(self.net.layers, self.adapted, self.valid,
+                                         self.output_jacobians, w, self.weights, self.inv_var)
+            grads["log_std"] = d_log_std * self.valid.free
+            return self.through_inner_update(grads)
+        r_mean, _ = self.net.tangent(self.adapted, self.valid, w)
+        return self.pull_back(self.weights * self.inv_var * r_mean, d_log_std)
 
     def evaluate(self, theta: Params) -> tuple[float, float]:
-        adapted, _ = adapt(self.net, self.per_task(theta), self.batch.train, self.fast_lr)
+        adapted, _ = adapt(self.net, self.per_task(theta), self.batch.train, self.fast_lr,
+                           keep=False)
         return loss_and_kl(self.batch.valid, self.net.forward(adapted, self.batch.valid.obs),
                            self.valid, self.all_tasks)
 
@@ -112,8 +127,18 @@ that a product's intermediates stay in the CPU's caches (measured about 1.5x fas
 the whole meta-batch at once on the 2D navigation config)."""
 
 
+NATIVE_CHUNKS = 2
+"""With native.py's sweeps, which tile the steps themselves, the tasks are cut into this
+many chunks: fewer, larger calls than CHUNK_ELEMENTS makes (a product on the 2D
+navigation config, per chunk count: 1: 84 ms, 2: 83, 4: 91, 10: 108), and one for each
+of two workers. It does not follow num_workers, so that neither do the sums, nor the run."""
+
+
 def chunk_size(policy: GaussianMLPPolicy, episodes: Episodes) -> int:
-    """Tasks per chunk: about CHUNK_ELEMENTS floats in the widest layer's activations."""
+    """Tasks per chunk: a share of NATIVE_CHUNKS with native.py's sweeps, else about
+    CHUNK_ELEMENTS floats in the widest layer's activations."""
+    if native.usable(episodes.obs):
+        return -(-episodes.mask.shape[0] // NATIVE_CHUNKS)
     width = max(p.shape[0] for p in policy.parameters())
     return max(1, CHUNK_ELEMENTS // (episodes.mask[0].numel() * width))
 
@@ -128,7 +153,7 @@ def adapted_parameters(policy: GaussianMLPPolicy, params: Params, episodes: Epis
     for start in range(0, tasks, chunk):
         part = slice(start, start + chunk)
         parts.append(adapt(net, {n: p[part].detach() for n, p in params.items()},
-                           [episodes.select(part)], fast_lr)[0])
+                           [episodes.select(part)], fast_lr, keep=False)[0])
     return {n: torch.cat([p[n] for p in parts]) for n in params}
 
 

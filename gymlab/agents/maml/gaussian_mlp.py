@@ -21,6 +21,7 @@ from functools import cached_property
 import torch
 from torch import nn
 
+from gymlab.agents.maml import native
 from gymlab.agents.maml.episodes import Episodes
 from gymlab.agents.maml.policy import GaussianMLPPolicy, Params
 
@@ -98,6 +99,12 @@ class GaussianMLP:
     def forward(self, params: Params, obs: Tensor) -> Forward:
         """params [K, ...] per task, obs [K, ..., d]."""
         h = obs.reshape(obs.shape[0], -1, obs.shape[-1])
+        log_std = params["log_std"]
+        log_std_parts = (log_std.clamp(min=self.min_log_std),
+                         (log_std >= self.min_log_std).to(log_std.dtype))
+        if native.usable(h):
+            hidden, slopes, mean = native.forward(self.layers, params, h, self.tanh)
+            return Forward([h.contiguous(), *hidden], slopes, mean, *log_std_parts)
         inputs, slopes = [h], []
         for i in range(len(self.layers)):
             weight, bias = self.weight(params, i)
@@ -112,9 +119,7 @@ class GaussianMLP:
                 slope = (z > 0).to(z.dtype)
             inputs.append(h)
             slopes.append(slope)
-        log_std = params["log_std"]
-        return Forward(inputs, slopes, z, log_std.clamp(min=self.min_log_std),
-                       (log_std >= self.min_log_std).to(log_std.dtype))
+        return Forward(inputs, slopes, z, *log_std_parts)
 
     def tangent(self, params: Params, fwd: Forward, direction: Params
                 ) -> tuple[Tensor, list[Tensor | None]]:
@@ -141,6 +146,10 @@ class GaussianMLP:
         """Backward pass from the loss's derivatives in the mean [K, N, A] and the log-std
         [K, A]: the gradients [K, ...], and if `keep`, every layer's delta (dL/dz) and
         dL/dh (else each dL/dh is overwritten by its delta, and neither is returned)."""
+        if native.usable(d_mean):
+            grads, deltas, d_inputs = native.backward(self.layers, params, fwd, d_mean, keep)
+            grads["log_std"] = d_log_std * fwd.free
+            return grads, deltas, d_inputs
         grads: Params = {"log_std": d_log_std * fwd.free}
         deltas: list[Tensor] = [d_mean]
         d_inputs: list[Tensor] = []
@@ -183,6 +192,16 @@ class FirstLayer:
     u: Tensor | None
     """[K, H_0, d + 1, d + 1]; None for ReLU, whose curvature is 0."""
 
+    def add_hessian_terms(self, net: GaussianMLP, w: Params, hw: Params) -> None:
+        """Add the terms it holds to a Hessian product hw = H w made without them."""
+        first_direction = with_bias(*net.weight(w, 0))
+        hw[net.layers[1] + ".weight"] += (self.t * first_direction.unsqueeze(1)).sum(-1)
+        first = (self.t * net.weight(w, 1)[0].unsqueeze(-1)).sum(1)
+        if self.u is not None:
+            first += (self.u * first_direction.unsqueeze(-2)).sum(-1)
+        hw[net.layers[0] + ".weight"] += first[..., :-1]
+        hw[net.layers[0] + ".bias"] += first[..., -1]
+
 
 @dataclass
 class InnerStep:
@@ -220,6 +239,8 @@ class InnerStep:
         inputs = self.fwd.thin_input
         if not self.fwd.slopes or inputs is None:
             return None
+        if native.usable(inputs):
+            return FirstLayer(*native.first_layer_sums(self))
         slope = self.fwd.slopes[0]
         tasks, steps, width = slope.shape
         d = inputs.shape[-1]
@@ -232,8 +253,10 @@ class InnerStep:
         return FirstLayer(t, u)
 
 
-def inner_step(net: GaussianMLP, params: Params, episodes: Episodes) -> InnerStep:
-    """The inner loss's gradient (REINFORCE with the episodes' advantages) at `params`."""
+def inner_step(net: GaussianMLP, params: Params, episodes: Episodes, keep: bool = True
+               ) -> InnerStep:
+    """The inner loss's gradient (REINFORCE with the episodes' advantages) at `params`;
+    without `keep`, the step serves no Hessian products (its deltas are not kept)."""
     fwd = net.forward(params, episodes.obs)
     actions = episodes.actions.reshape(fwd.mean.shape)
     coeff = step_weights(episodes.mask, episodes.advantages).unsqueeze(-1)
@@ -242,57 +265,59 @@ def inner_step(net: GaussianMLP, params: Params, episodes: Episodes) -> InnerSte
     scaled = diff * inv_var
     d_mean = -coeff * scaled
     d_log_std = (coeff * (1 - scaled * diff)).sum(1)
-    grads, deltas, d_inputs = net.backward(params, fwd, d_mean, d_log_std, keep=True)
+    grads, deltas, d_inputs = net.backward(params, fwd, d_mean, d_log_std, keep=keep)
     return InnerStep(params, fwd, coeff, diff, scaled, inv_var, deltas, d_inputs, grads,
                      net.tanh)
 
 
 def inner_hessian_product(net: GaussianMLP, step: InnerStep, w: Params) -> Params:
-    """H w per task, H the inner loss's Hessian at the step's parameters (R-operator)."""
-    params, fwd, first = step.params, step.fwd, step.first_layer
+    """H w per task, H the inner loss's Hessian at the step's parameters (R-operator): the
+    fused sweeps of native.py where they run, else the torch ops below."""
+    if native.usable(step.fwd.mean):
+        return native.inner_hessian_product(net.layers, step, w)
+    first = step.first_layer
+    hw = torch_inner_hessian_product(net, step, w, held=first is not None)
+    if first is not None:
+        first.add_hessian_terms(net, w, hw)
+    return hw
+
+
+def torch_inner_hessian_product(net: GaussianMLP, step: InnerStep, w: Params, held: bool
+                                ) -> Params:
+    """H w per task, leaving out the terms that FirstLayer holds when `held`."""
+    params, fwd = step.params, step.fwd
     r_mean, r_inputs = net.tangent(params, fwd, w)
     r_log_std = (w["log_std"] * fwd.free).unsqueeze(1)
     r_delta = step.coeff * (step.inv_var * r_mean + 2 * step.scaled * r_log_std)
     hw: Params = {"log_std": 2 * fwd.free * (
         step.coeff * step.scaled * (r_mean + step.diff * r_log_std)).sum(1)}
-    if first is not None:
-        first_direction = with_bias(*net.weight(w, 0))
     for i in reversed(range(len(net.layers))):
         weight, _ = net.weight(params, i)
         d_weight, _ = net.weight(w, i)
-        name = net.layers[i]
-        if i == 0 and first is not None:
-            r_grad = weight_grad(r_delta, fwd.thin_input)  # the bias's as a last column
-            r_grad += (first.t * net.weight(w, 1)[0].unsqueeze(-1)).sum(1)
-            if first.u is not None:
-                r_grad += (first.u * first_direction.unsqueeze(-2)).sum(-1)
-            hw[name + ".weight"], hw[name + ".bias"] = r_grad[..., :-1], r_grad[..., -1]
-            break
+        held_here = held and i == 1  # FirstLayer holds delta_1's terms with R{h_0}
         r_grad = weight_grad(r_delta, fwd.inputs[i])
-        if i == 1 and first is not None:
-            r_grad += (first.t * first_direction.unsqueeze(1)).sum(-1)
-        elif r_inputs[i] is not None:
+        if r_inputs[i] is not None and not held_here:
             r_grad = r_grad.baddbmm_(step.deltas[i].mT, r_inputs[i])
-        hw[name + ".weight"] = r_grad
-        hw[name + ".bias"] = r_delta.sum(1)
+        hw[net.layers[i] + ".weight"] = r_grad
+        hw[net.layers[i] + ".bias"] = r_delta.sum(1)
         if i == 0:
             break
         r_delta = torch.bmm(r_delta, weight)  # R{dL/dh} of the layer below, so far
-        held = i == 1 and first is not None  # FirstLayer holds the other two terms
-        if not held:
+        if not held_here:
             r_delta.baddbmm_(step.deltas[i], d_weight)
         r_delta.mul_(fwd.slopes[i - 1])
-        if not held and step.curvatures[i - 1] is not None:
+        if not held_here and step.curvatures[i - 1] is not None:
             r_delta.addcmul_(step.curvatures[i - 1], r_inputs[i])
     return hw
 
 
-def adapt(net: GaussianMLP, params: Params, train: list[Episodes], fast_lr: float
-          ) -> tuple[Params, list[InnerStep]]:
-    """theta'_k after len(train) inner steps from `params` [K, ...], and the steps."""
+def adapt(net: GaussianMLP, params: Params, train: list[Episodes], fast_lr: float,
+          keep: bool = True) -> tuple[Params, list[InnerStep]]:
+    """theta'_k after len(train) inner steps from `params` [K, ...], and the steps (for
+    Hessian products if `keep`)."""
     steps = []
     for episodes in train:
-        step = inner_step(net, params, episodes)
+        step = inner_step(net, params, episodes, keep)
         steps.append(step)
         params = {n: torch.add(p, step.grads[n], alpha=-fast_lr) for n, p in params.items()}
     return params, steps
