@@ -11,16 +11,18 @@ and HalfCheetahDir adaptation.
    policy and for best.pt, against the paper's -40.4 / -11.7 / -3.3 / -3.2. An
    interrupted run continues where it stopped (--run-dir; its own config is kept).
 2. speed: CPU and wall seconds per meta-batch at the 2D navigation config (20 tasks x 20
-   episodes x 2 phases, ~80k env steps), medians over --speed-batches batches, of four
+   episodes x 2 phases, ~80k env steps), medians over --speed-batches batches, of five
    meta-updates run on the same sampled batches, interleaved (SPEED_PATHS: pytorch-maml-rl's
    method re-stated on gymlab's tensors, gymlab's autograd path, gymlab's hand-derived path
-   on 1 and 2 threads), and gymlab against the issue's figure for pytorch-maml-rl itself on
-   this machine (7.3 CPU-s per batch with one torch thread; its code cannot be downloaded
-   here, so that number is the issue's, not re-run by this script).
+   on torch ops, and on native.py's fused sweeps with 1 and 2 threads), and gymlab against
+   the issue's figure for pytorch-maml-rl itself on this machine (7.3 CPU-s per batch with
+   one torch thread; its code cannot be downloaded here, so that number is the issue's,
+   not re-run by this script).
 3. training: the plain training loop (MAML.train_batch: sampling and meta-update, as a run
    does it), CPU and wall seconds per batch, medians over --speed-batches batches, in fresh
    processes that alternate: glibc's allocator as it comes, and as gymlab sets it
-   (gymlab/core/allocator.py), the latter also with num_workers 2 (two threads).
+   (gymlab/core/allocator.py), both on torch ops, then gymlab as it runs (native.py's
+   sweeps), on one thread and with num_workers 2 (two threads).
 4. cheetah: HalfCheetahDir-v0 (needs the mujoco extra): before- and after-update returns
    over --cheetah-batches meta-batches of a small budget (--cheetah-tasks tasks, 20
    episodes, horizon 200), then the adaptation curve (0 and 1 step) on as many new tasks.
@@ -34,6 +36,7 @@ import argparse
 import copy
 import dataclasses
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -42,7 +45,7 @@ from pathlib import Path
 
 import torch
 
-from gymlab.agents.maml import MAML, MAMLConfig, trainer
+from gymlab.agents.maml import MAML, MAMLConfig, native, trainer
 from gymlab.agents.maml import metalearner as ml
 from gymlab.agents.maml.trpo import flat, hessian_vector_product
 
@@ -125,17 +128,24 @@ def protocol(agent: MAML, lrs: list[float], name: str) -> dict[str, object]:
     return {"batch": agent.batch, "step_sizes": lrs, "rows": rows}
 
 
-SPEED_PATHS = ("reference-method", "autograd", "gymlab", "gymlab-2-threads")
+SPEED_PATHS = ("reference-method", "autograd", "torch-ops", "gymlab", "gymlab-2-threads")
 """The meta-update by pytorch-maml-rl's method, re-stated on gymlab's batched tensors (the
 KL's gradient differentiated again through the inner update for each product, and an 11th
 product for the step length; its Python loop over tasks is not modelled, so this is faster
-than the reference itself), by gymlab's autograd path (J^T M J), and by gymlab's default
-hand-derived path (analytic.py) on 1 and 2 threads."""
+than the reference itself), by gymlab's autograd path (J^T M J), by the hand-derived path
+on torch ops (native.py's sweeps off), and by gymlab's default, the hand-derived path on
+native.py's sweeps, on 1 and 2 threads."""
 
 
 def meta_update(path: str, policy, batch, cfg) -> None:
     if path == "gymlab":
         ml.trpo_step(policy, batch, cfg)
+    elif path == "torch-ops":
+        usable, native.usable = native.usable, lambda like: False
+        try:
+            ml.trpo_step(policy, batch, cfg)
+        finally:
+            native.usable = usable
     elif path == "gymlab-2-threads":
         ml.trpo_step(policy, batch, dataclasses.replace(cfg, num_workers=2))
     else:
@@ -216,8 +226,10 @@ def speed(batches: int) -> None:
           f"our wall-s)")
 
 
-TRAINING_MODES = {"glibc-default": 1, "gymlab": 1, "gymlab-2-threads": 2}
-"""--parts training: the allocator (glibc's own, or gymlab's settings), and num_workers."""
+TRAINING_MODES = {"glibc-default": 1, "torch-ops": 1, "gymlab": 1, "gymlab-2-threads": 2}
+"""--parts training: the allocator (glibc's own, or gymlab's settings), native.py's sweeps
+(torch-ops: GYMLAB_NATIVE=0; both of those on the sweeps' fallback, the torch ops), and
+num_workers."""
 
 
 def training(batches: int) -> None:
@@ -226,9 +238,11 @@ def training(batches: int) -> None:
     wall: dict[str, list[float]] = {mode: [] for mode in TRAINING_MODES}
     for _ in range(2):  # alternate, so that drifts of the machine's speed hit every mode
         for mode in TRAINING_MODES:
+            env = dict(os.environ, GYMLAB_NATIVE="0" if mode in ("glibc-default", "torch-ops")
+                       else os.environ.get("GYMLAB_NATIVE", "1"))
             out = subprocess.run([sys.executable, __file__, "--training-child", mode,
                                   "--speed-batches", str(batches)],
-                                 capture_output=True, text=True, check=True).stdout
+                                 capture_output=True, text=True, check=True, env=env).stdout
             times = json.loads(out.splitlines()[-1])
             cpu[mode] += times["cpu"]
             wall[mode] += times["wall"]

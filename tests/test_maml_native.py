@@ -9,7 +9,7 @@ import os
 import pytest
 import torch
 
-from gymlab.agents.maml import MAML, analytic, native
+from gymlab.agents.maml import MAML, analytic, native, samplers
 from gymlab.agents.maml import metalearner as ml
 from gymlab.agents.maml.episodes import Episodes, MetaBatch
 from gymlab.agents.maml.policy import GaussianMLPPolicy
@@ -119,7 +119,7 @@ def test_tanh_is_torchs_to_rounding():
     layers = ["mean.0", "mean.1"]
     params = {"mean.0.weight": torch.ones(1, 1, 1), "mean.0.bias": torch.zeros(1, 1),
               "mean.1.weight": torch.ones(1, 1, 1), "mean.1.bias": torch.zeros(1, 1)}
-    (hidden,), (slope,), _ = native.forward(layers, params, z.view(1, -1, 1), tanh=True)
+    (hidden,), (slope,), _ = native.ForwardPass(layers, params, tanh=True)(z.view(1, -1, 1))
     exact = torch.tanh(z.double())
     error = (hidden.view(-1).double() - exact).abs()
     assert error.max() <= 1.5e-7 and (error <= 4e-7 * exact.abs() + 1e-30).all()
@@ -177,3 +177,20 @@ def test_without_a_compiler_the_torch_path_runs_with_a_warning(tmp_path, monkeyp
     finally:
         native.library.cache_clear()
     assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("own_parameters", [False, True])
+def test_sampler_policy_is_the_modules_to_rounding(own_parameters):
+    """The sampler's per-step distribution through sweeps.c's forward pass equals the
+    policy module's, for the shared policy and for each task's own parameters."""
+    torch.manual_seed(0)
+    policy = GaussianMLPPolicy(2, 2, (64, 64), "tanh")
+    shared = {n: p.detach() for n, p in policy.named_parameters()}
+    params = ({n: p + 0.1 * torch.randn(4, *p.shape) for n, p in shared.items()}
+              if own_parameters else None)
+    obs = torch.randn(4, 7, 2)
+    ours = samplers.policy_of_tasks(policy, params, 4)(obs)
+    theirs = policy(obs) if params is None else ml.forward_tasks(policy, params, obs)
+    for a, b in zip(ours, theirs):
+        torch.testing.assert_close(a, b, rtol=0, atol=2e-6)
+        assert a.shape == b.shape

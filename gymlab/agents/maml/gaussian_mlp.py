@@ -103,7 +103,7 @@ class GaussianMLP:
         log_std_parts = (log_std.clamp(min=self.min_log_std),
                          (log_std >= self.min_log_std).to(log_std.dtype))
         if native.usable(h):
-            hidden, slopes, mean = native.forward(self.layers, params, h, self.tanh)
+            hidden, slopes, mean = native.ForwardPass(self.layers, params, self.tanh)(h)
             return Forward([h.contiguous(), *hidden], slopes, mean, *log_std_parts)
         inputs, slopes = [h], []
         for i in range(len(self.layers)):

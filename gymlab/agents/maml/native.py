@@ -118,16 +118,22 @@ def contiguous(tensors: list[Tensor | None]) -> list[Tensor | None]:
     return [None if t is None else t.contiguous() for t in tensors]
 
 
+def transposed(tensors: list[Tensor]) -> list[Tensor]:
+    return [t.mT.contiguous() for t in tensors]
+
+
 class Layers:
-    """The MLP's weights (and a direction's) per layer, with buffers for the sweep's
-    gradients, as the C functions take them."""
+    """The MLP's weights (and a direction's) per layer, and their transposes, with buffers
+    for the sweep's gradients, as the C functions take them."""
 
     def __init__(self, layers: list[str], params: Params, direction: Params | None = None
                  ) -> None:
         self.names = layers
         self.weights = contiguous([params[n + ".weight"] for n in layers])
+        self.weights_t = transposed(self.weights)
         if direction is not None:
             self.d_weights = contiguous([direction[n + ".weight"] for n in layers])
+            self.d_weights_t = transposed(self.d_weights)
             self.d_biases = contiguous([direction[n + ".bias"] for n in layers])
         self.width = [self.weights[0].shape[2]] + [w.shape[1] for w in self.weights]
         self.g_w = [torch.empty_like(w) for w in self.weights]
@@ -143,19 +149,23 @@ class Layers:
         return out
 
 
-def forward(layers: list[str], params: Params, obs: Tensor, tanh: bool
-            ) -> tuple[list[Tensor], list[Tensor], Tensor]:
-    """GaussianMLP.forward's pass of obs [K, N, d]: each hidden layer's output and slope,
-    and the mean."""
-    net, obs = Layers(layers, params), rows_of(obs)
-    biases = contiguous([params[n + ".bias"] for n in layers])
-    tasks, rows = obs.shape[:2]
-    hidden = [obs.new_empty(tasks, rows, n) for n in net.width[1:-1]]
-    slopes = [torch.empty_like(h) for h in hidden]
-    mean = obs.new_empty(tasks, rows, net.width[-1])
-    call("forward", tasks, rows, *net.shape(), obs, net.weights, biases, int(tanh), hidden,
-         slopes, mean)
-    return hidden, slopes, mean
+class ForwardPass:
+    """GaussianMLP.forward's pass at fixed parameters, as often as needed (the sampler's
+    every time step): obs [K, N, d] -> each hidden layer's output and slope, and the mean."""
+
+    def __init__(self, layers: list[str], params: Params, tanh: bool) -> None:
+        self.net, self.tanh = Layers(layers, params), tanh
+        self.biases = contiguous([params[n + ".bias"] for n in layers])
+
+    def __call__(self, obs: Tensor) -> tuple[list[Tensor], list[Tensor], Tensor]:
+        obs, width = rows_of(obs), self.net.width
+        tasks, rows = obs.shape[:2]
+        hidden = [obs.new_empty(tasks, rows, n) for n in width[1:-1]]
+        slopes = [torch.empty_like(h) for h in hidden]
+        mean = obs.new_empty(tasks, rows, width[-1])
+        call("forward", tasks, rows, *self.net.shape(), obs, self.net.weights_t, self.biases,
+             int(self.tanh), hidden, slopes, mean)
+        return hidden, slopes, mean
 
 
 def backward(layers: list[str], params: Params, fwd: Forward, d_mean: Tensor, keep: bool
@@ -181,7 +191,8 @@ def inner_hessian_product(layers: list[str], step: InnerStep, w: Params) -> Para
     g_log_std = torch.empty_like(r_log_std)
     call("hessian_product", tasks, rows, *net.shape(), contiguous(fwd.inputs),
          contiguous(fwd.slopes), contiguous(step.deltas), contiguous(step.d_inputs),
-         int(step.tanh), net.weights, net.d_weights, net.d_biases, step.coeff.contiguous(),
+         int(step.tanh), net.weights, net.weights_t, net.d_weights, net.d_weights_t,
+         net.d_biases, step.coeff.contiguous(),
          step.inv_var.reshape(tasks, -1).contiguous(), rows_of(step.scaled),
          rows_of(step.diff), r_log_std, *contiguous([None, None] if first is None
                                                     else [first.t, first.u]),
@@ -228,6 +239,6 @@ def jacobian_gram(layers: list[str], params: Params, fwd: Forward, jacobians: li
     net = Layers(layers, params, w)
     tasks, rows = fwd.inputs[0].shape[:2]
     call("jacobian_gram", tasks, rows, *net.shape(), contiguous(fwd.inputs),
-         contiguous(fwd.slopes), jacobians, net.weights[-1], net.d_weights, net.d_biases,
+         contiguous(fwd.slopes), jacobians, net.weights[-1], net.d_weights_t, net.d_biases,
          step_weight.contiguous(), inv_var.reshape(tasks, -1).contiguous(), net.g_w, net.g_b)
     return net.grads()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import multiprocessing
 import signal
+from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any, Protocol
 
@@ -21,8 +22,10 @@ import gymnasium as gym
 import numpy as np
 import torch
 
+from gymlab.agents.maml import native
 from gymlab.agents.maml.episodes import Episodes
-from gymlab.agents.maml.policy import Params, Policy, forward_tasks
+from gymlab.agents.maml.gaussian_mlp import GaussianMLP, supports
+from gymlab.agents.maml.policy import DistParams, Params, Policy, forward_tasks, per_task
 
 
 class BatchEnv(Protocol):
@@ -38,6 +41,34 @@ class BatchEnv(Protocol):
     def close(self) -> None: ...
 
 
+def policy_of_tasks(policy: Policy, params: Params | None, tasks: int
+                    ) -> Callable[[torch.Tensor], DistParams]:
+    """obs [K, B, d] -> the distributions of the shared policy (params None) or of each
+    task's own parameters (entries [K, ...]). A Gaussian MLP's mean comes from
+    native.py's forward pass where it runs: one call per time step in place of a module
+    call per layer (and torch's tanh, 4 ns an element here), 0.1 s less per 2D navigation
+    meta-batch."""
+    like = next(policy.parameters())
+    if not (supports(policy) and native.usable(like)):
+        if params is None:
+            return policy
+        return lambda obs: forward_tasks(policy, params, obs)
+    net = GaussianMLP(policy)
+    shared = {name: p.detach() for name, p in policy.named_parameters()}
+    own = {name: p.detach().contiguous()
+           for name, p in (per_task(shared, tasks) if params is None else params).items()}
+    log_std = own["log_std"].clamp(min=net.min_log_std).unsqueeze(1)
+    mean_of = native.ForwardPass(net.layers, own, net.tanh)
+
+    def distribution(obs: torch.Tensor) -> DistParams:
+        if obs.dtype != like.dtype:
+            return policy(obs) if params is None else forward_tasks(policy, params, obs)
+        _, _, mean = mean_of(obs)  # obs [K, B, d]
+        return mean, log_std.expand_as(mean)
+
+    return distribution
+
+
 @torch.no_grad()
 def rollout(env: BatchEnv, policy: Policy, params: Params | None, tasks: list[dict[str, Any]],
             episodes: int, generator: torch.Generator, seeds: np.ndarray | None = None,
@@ -48,8 +79,9 @@ def rollout(env: BatchEnv, policy: Policy, params: Params | None, tasks: list[di
     obs = env.reset(tasks, episodes, seeds)
     alive = torch.ones(obs.shape[:2], dtype=torch.bool, device=obs.device)
     trace: dict[str, list[torch.Tensor]] = {"obs": [], "actions": [], "rewards": [], "mask": []}
+    distribution = policy_of_tasks(policy, params, obs.shape[0])
     for _ in range(env.max_episode_steps):
-        dist = policy(obs) if params is None else forward_tasks(policy, params, obs)
+        dist = distribution(obs)
         actions = policy.sample(dist, generator)
         next_obs, rewards, done = env.step(actions if action_scale == 1 else
                                            actions / action_scale)

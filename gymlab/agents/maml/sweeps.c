@@ -10,7 +10,8 @@
  * the numbers agree to float32 rounding (tested in tests/test_maml_native.py).
  *
  * Layout: float32, every tensor contiguous. Linear layer l (of `layers`) maps width[l]
- * inputs to width[l + 1] outputs; its weight is [tasks, out, in], its input h_{l-1}
+ * inputs to width[l + 1] outputs; its weight is [tasks, out, in] (and, where the name
+ * ends in _t, its transpose [tasks, in, out], made once by the caller), its input h_{l-1}
  * [tasks, steps, in] (the observations for l = 0); hidden layer l's slope act'(z_l),
  * output h_l and dL/dh_l are [tasks, steps, width[l + 1]]. Built by native.py.
  */
@@ -101,44 +102,32 @@ static void add_column_sums(int m, int out, const float *d, float *g) {
         for (int o = 0; o < out; o++) g[o] += d[(long)n * out + o];
 }
 
-static void transpose(int rows, int cols, const float *a, float *t) {
-    for (int r = 0; r < rows; r++)
-        for (int c = 0; c < cols; c++) t[(long)c * rows + r] = a[(long)r * cols + c];
-}
-
 typedef struct {
     int layers;
     const int *width;
-    long w_off[MAX_LAYERS], w_size, max_width;
+    long max_width;
 } Shape;
 
 static Shape shape_of(int layers, const int *width) {
-    Shape s = {layers, width, {0}, 0, 0};
-    for (int l = 0; l < layers; l++) {
-        s.w_off[l] = s.w_size;
-        s.w_size += (long)width[l] * width[l + 1];
-    }
+    Shape s = {layers, width, 0};
     for (int l = 0; l <= layers; l++)
         if (width[l] > s.max_width) s.max_width = width[l];
     return s;
 }
 
-/* Per call: the transposed weights and directions of one task, and a tile's buffers. */
+/* Per call: a tile's buffers. */
 typedef struct {
-    float *wt, *dwt;                   /* W_l^T, dW_l^T of the current task */
     float *r_input[MAX_LAYERS];        /* R{h_l} of the tile, hidden layer l */
     float *z, *r_delta, *r_other;      /* [TILE, max_width] each */
     float *block;
 } Scratch;
 
 static int scratch_alloc(Scratch *s, const Shape *sh) {
-    long tile = (long)TILE * sh->max_width, total = 2 * sh->w_size + 3 * tile;
+    long tile = (long)TILE * sh->max_width, total = 3 * tile;
     for (int l = 0; l + 1 < sh->layers; l++) total += (long)TILE * sh->width[l + 1];
     s->block = malloc(total * sizeof(float));
     if (!s->block) return -1;
     float *p = s->block;
-    s->wt = p; p += sh->w_size;
-    s->dwt = p; p += sh->w_size;
     s->z = p; p += tile;
     s->r_delta = p; p += tile;
     s->r_other = p; p += tile;
@@ -146,25 +135,19 @@ static int scratch_alloc(Scratch *s, const Shape *sh) {
     return 0;
 }
 
-static void transpose_task(const Shape *sh, const float *const *w, int k, float *wt) {
-    for (int l = 0; l < sh->layers; l++) {
-        int out = sh->width[l + 1], in = sh->width[l];
-        transpose(out, in, w[l] + (long)k * out * in, wt + sh->w_off[l]);
-    }
-}
-
 /* Forward sweep on a tile: R{h_l} of every hidden layer and R{mu} (in s->z), steps n0..,
  * task k: R{z_l} = h_{l-1} dW_l^T + R{h_{l-1}} W_l^T + db_l, R{h_l} = act'(z_l) R{z_l}. */
 static void tangent(const Shape *sh, int k, long rows, long n0, int m,
                     const float *const *inputs, const float *const *slopes,
+                    const float *const *weights_t, const float *const *d_weights_t,
                     const float *const *d_biases, Scratch *s) {
     const float *r_in = NULL;
     for (int l = 0; l < sh->layers; l++) {
         int in = sh->width[l], out = sh->width[l + 1];
         float *z = l + 1 < sh->layers ? s->r_input[l] : s->z;
         const float *x = inputs[l] + ((long)k * rows + n0) * in;
-        times_transposed(m, out, in, x, s->dwt + sh->w_off[l], z, 0);
-        if (r_in) times_transposed(m, out, in, r_in, s->wt + sh->w_off[l], z, 1);
+        times_transposed(m, out, in, x, d_weights_t[l] + (long)k * in * out, z, 0);
+        if (r_in) times_transposed(m, out, in, r_in, weights_t[l] + (long)k * in * out, z, 1);
         const float *db = d_biases[l] + (long)k * out;
         const float *slope = l + 1 < sh->layers ? slopes[l] + ((long)k * rows + n0) * out : NULL;
         for (int n = 0; n < m; n++) {
@@ -217,7 +200,8 @@ static void add_first_layer_terms(const int *width, int k, const float *first_t,
 int hessian_product(long tasks, long rows, long layers, const int *width,
                     const float *const *inputs, const float *const *slopes,
                     const float *const *deltas, const float *const *d_hidden, long use_tanh,
-                    const float *const *weights, const float *const *d_weights,
+                    const float *const *weights, const float *const *weights_t,
+                    const float *const *d_weights, const float *const *d_weights_t,
                     const float *const *d_biases, const float *coeff, const float *inv_var,
                     const float *scaled, const float *diff, const float *r_log_std,
                     const float *first_t, const float *first_u, float *const *g_w,
@@ -230,8 +214,6 @@ int hessian_product(long tasks, long rows, long layers, const int *width,
     if (scratch_alloc(&s, &sh)) return -1;
     int act = width[layers];
     for (int k = 0; k < tasks; k++) {
-        transpose_task(&sh, weights, k, s.wt);
-        transpose_task(&sh, d_weights, k, s.dwt);
         for (int l = 0; l < layers; l++) {
             memset(g_w[l] + (long)k * width[l] * width[l + 1], 0,
                    sizeof(float) * width[l] * width[l + 1]);
@@ -242,7 +224,7 @@ int hessian_product(long tasks, long rows, long layers, const int *width,
         const float *iv = inv_var + (long)k * act, *rls = r_log_std + (long)k * act;
         for (long n0 = 0; n0 < rows; n0 += TILE) {
             int m = rows - n0 < TILE ? (int)(rows - n0) : TILE;
-            tangent(&sh, k, rows, n0, m, inputs, slopes, d_biases, &s);
+            tangent(&sh, k, rows, n0, m, inputs, slopes, weights_t, d_weights_t, d_biases, &s);
             /* R{dL/dmu} = c (R{mu} / sigma^2 + 2 s r) */
             float *rd = s.r_delta, *other = s.r_other;
             for (int n = 0; n < m; n++) {
@@ -311,7 +293,7 @@ static float dot(int n, const float *a, const float *b) {
 int jacobian_gram(long tasks, long rows, long layers, const int *width,
                   const float *const *inputs, const float *const *slopes,
                   const float *const *jacobians, const float *last_weight,
-                  const float *const *d_weights, const float *const *d_biases,
+                  const float *const *d_weights_t, const float *const *d_biases,
                   const float *step_weight, const float *inv_var, float *const *g_w,
                   float *const *g_b) {
     if (layers < 1 || layers > MAX_LAYERS) return -2;
@@ -322,7 +304,6 @@ int jacobian_gram(long tasks, long rows, long layers, const int *width,
     float *r_mu = malloc(sizeof(float) * TILE * act);
     if (!r_mu) { free(s.block); return -1; }
     for (int k = 0; k < tasks; k++) {
-        transpose_task(&sh, d_weights, k, s.dwt);
         for (int l = 0; l < layers; l++) {
             memset(g_w[l] + (long)k * width[l] * width[l + 1], 0,
                    sizeof(float) * width[l] * width[l + 1]);
@@ -337,7 +318,8 @@ int jacobian_gram(long tasks, long rows, long layers, const int *width,
                 int in = width[l], out = width[l + 1];
                 float *u = s.z;
                 long first_row = (long)k * rows + n0;
-                times_transposed(m, out, in, inputs[l] + first_row * in, s.dwt + sh.w_off[l], u, 0);
+                times_transposed(m, out, in, inputs[l] + first_row * in,
+                                 d_weights_t[l] + (long)k * in * out, u, 0);
                 const float *db = d_biases[l] + (long)k * out;
                 for (int n = 0; n < m; n++)
                     for (int o = 0; o < out; o++) u[(long)n * out + o] += db[o];
@@ -457,14 +439,10 @@ static void activate(long count, int use_tanh, float *z, float *slope) {
  * hidden[l] and slopes[l] [tasks, steps, width[l + 1]] for each hidden layer, mean
  * [tasks, steps, A]; obs [tasks, steps, width[0]]. */
 int forward(long tasks, long rows, long layers, const int *width, const float *obs,
-            const float *const *weights, const float *const *biases, long use_tanh,
+            const float *const *weights_t, const float *const *biases, long use_tanh,
             float *const *hidden, float *const *slopes, float *mean) {
     if (layers < 1 || layers > MAX_LAYERS) return -2;
-    Shape sh = shape_of(layers, width);
-    float *wt = malloc(sizeof(float) * sh.w_size);
-    if (!wt) return -1;
     for (int k = 0; k < tasks; k++) {
-        transpose_task(&sh, weights, k, wt);
         for (long n0 = 0; n0 < rows; n0 += TILE) {
             int m = rows - n0 < TILE ? (int)(rows - n0) : TILE;
             long first_row = (long)k * rows + n0;
@@ -474,13 +452,12 @@ int forward(long tasks, long rows, long layers, const int *width, const float *o
                 float *z = l + 1 < layers ? hidden[l] + first_row * out : mean + first_row * out;
                 const float *b = biases[l] + (long)k * out;
                 for (int n = 0; n < m; n++) memcpy(z + (long)n * out, b, sizeof(float) * out);
-                times_transposed(m, out, in, x, wt + sh.w_off[l], z, 1);
+                times_transposed(m, out, in, x, weights_t[l] + (long)k * in * out, z, 1);
                 if (l + 1 < layers) activate((long)m * out, use_tanh, z, slopes[l] + first_row * out);
                 x = z;
             }
         }
     }
-    free(wt);
     return 0;
 }
 
