@@ -122,9 +122,10 @@ def protocol(agent: MAML, lrs: list[float], name: str) -> dict[str, object]:
     for step, (mean, se) in enumerate(zip(curve.mean, curve.stderr)):
         rows.append({"steps": step, "mean": float(mean), "stderr": float(se),
                      "paper": PAPER[step]})
-        verdict = "better" if mean >= PAPER[step] - se else "worse"
+        verdict = ("within one s.e. of it or better" if mean >= PAPER[step] - se
+                   else "worse by more than one s.e.")
         print(f"[paper] {name}, step size {steps}: after {step} step(s): {mean:8.2f} ± "
-              f"{se:.2f}   paper {PAPER[step]:6.1f}   ({verdict} within one s.e.)", flush=True)
+              f"{se:.2f}   paper {PAPER[step]:6.1f}   ({verdict})", flush=True)
     return {"batch": agent.batch, "step_sizes": lrs, "rows": rows}
 
 

@@ -8,9 +8,10 @@ pass (`ml.kl_hessian_product`), which records every intermediate of that backwar
 also computes derivatives that nothing uses; here H w, J_f and J_f^T are the R-operator's
 sweeps of gaussian_mlp.py, with autograd's numbers to rounding (tested in float64). Every
 term is a per-task one until the mean over tasks, so the objective is a sum over chunks of
-tasks small enough for the CPU's caches, run on `num_workers` threads. On the 2D navigation
-config a meta-update takes about half the CPU time of the autograd path
-(benchmarks/maml.py --parts speed).
+tasks small enough for the CPU's caches (with native.py's sweeps, which tile the steps
+themselves: NATIVE_CHUNKS), run on `num_workers` threads. On the 2D navigation config a
+meta-update takes about half the CPU time of the autograd path on torch ops, and about a
+third on native.py's sweeps (benchmarks/maml.py --parts speed).
 """
 
 from __future__ import annotations

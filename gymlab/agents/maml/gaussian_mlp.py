@@ -8,6 +8,11 @@ first layer's share of those sweeps comes from sums made once per inner step
 (`FirstLayer`). `GaussianMLP.tangent` and `backward` on the valid episodes are J_f and its
 transpose. analytic.py assembles the meta-objective from these.
 
+Where native.py's sweeps run (float32 tensors, a CPU with AVX2/FMA, a C compiler), the
+forward and backward passes, the Hessian products and the first layer's sums come from
+sweeps.c, the same arithmetic fused tile by tile; the torch ops here are the fallback, and
+in float64 the path the tests hold to autograd's numbers.
+
 Notation, per task and step n (weights [K, out, in], activations [K, N, size]):
 z_l = h_{l-1} W_l^T + b_l, h_l = act(z_l), mu = h_L W_o^T + b_o, log-std s [K, A];
 the inner loss is sum_n c_n (0.5 |(a_n - mu_n) / sigma|^2 + sum s) with c_n = A_n m_n / N.

@@ -161,12 +161,9 @@ static void tangent(const Shape *sh, int k, long rows, long n0, int m,
     }
 }
 
-/* H w per task, H the Hessian of the inner loss sum_n c_n (0.5 |(a_n - mu_n) / sigma|^2 +
- * sum log sigma) at the stored pass (gaussian_mlp.inner_hessian_product). Out: per layer
- * g_w [tasks, out, in] and g_b [tasks, out], and g_log_std [tasks, A] = sum_n c_n s_n
- * (R{mu_n} + (a_n - mu_n) r), the log-std's part before its factor 2 (r: the log-std
- * direction, s = (a - mu) / sigma^2). With `first_t` (gaussian_mlp.FirstLayer's sums T,
- * and U or NULL), the terms that meet only the first layer's direction come from those. */
+/* Task k's terms of H w that FirstLayer's sums hold (gaussian_mlp.FirstLayer), added to
+ * a product made without them: with dW~_0 = [dW_0, db_0], g_w[1] += T dW~_0 and
+ * [g_w[0], g_b[0]] += T dW_1 + U dW~_0. */
 static void add_first_layer_terms(const int *width, int k, const float *first_t,
                                   const float *first_u, const float *const *d_weights,
                                   const float *const *d_biases, float *const *g_w,
@@ -197,6 +194,12 @@ static void add_first_layer_terms(const int *width, int k, const float *first_t,
     }
 }
 
+/* H w per task, H the Hessian of the inner loss sum_n c_n (0.5 |(a_n - mu_n) / sigma|^2 +
+ * sum log sigma) at the stored pass (gaussian_mlp.inner_hessian_product). Out: per layer
+ * g_w [tasks, out, in] and g_b [tasks, out], and g_log_std [tasks, A] = sum_n c_n s_n
+ * (R{mu_n} + (a_n - mu_n) r), the log-std's part before its factor 2 (r: the log-std
+ * direction, s = (a - mu) / sigma^2). With `first_t` (gaussian_mlp.FirstLayer's sums T,
+ * and U or NULL), the terms that meet only the first layer's direction come from those. */
 int hessian_product(long tasks, long rows, long layers, const int *width,
                     const float *const *inputs, const float *const *slopes,
                     const float *const *deltas, const float *const *d_hidden, long use_tanh,
