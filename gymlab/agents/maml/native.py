@@ -163,8 +163,8 @@ class ForwardPass:
         hidden = [obs.new_empty(tasks, rows, n) for n in width[1:-1]]
         slopes = [torch.empty_like(h) for h in hidden]
         mean = obs.new_empty(tasks, rows, width[-1])
-        call("forward", tasks, rows, *self.net.shape(), obs, self.net.weights_t, self.biases,
-             int(self.tanh), hidden, slopes, mean)
+        call("forward", tasks, rows, *self.net.shape(), obs, self.net.weights,
+             self.net.weights_t, self.biases, int(self.tanh), hidden, slopes, mean)
         return hidden, slopes, mean
 
 
@@ -239,6 +239,7 @@ def jacobian_gram(layers: list[str], params: Params, fwd: Forward, jacobians: li
     net = Layers(layers, params, w)
     tasks, rows = fwd.inputs[0].shape[:2]
     call("jacobian_gram", tasks, rows, *net.shape(), contiguous(fwd.inputs),
-         contiguous(fwd.slopes), jacobians, net.weights[-1], net.d_weights_t, net.d_biases,
-         step_weight.contiguous(), inv_var.reshape(tasks, -1).contiguous(), net.g_w, net.g_b)
+         contiguous(fwd.slopes), jacobians, net.weights[-1], net.d_weights, net.d_weights_t,
+         net.d_biases, step_weight.contiguous(), inv_var.reshape(tasks, -1).contiguous(),
+         net.g_w, net.g_b)
     return net.grads()

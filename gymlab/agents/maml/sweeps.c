@@ -86,10 +86,33 @@ static void gemm(int M, int N, int K, const float *A, long rsa, long csa, const 
     }
 }
 
+static float dot(int n, const float *a, const float *b) {
+    __m256 acc = _mm256_setzero_ps();
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        acc = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc);
+    __m128 h = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
+    h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+    h = _mm_add_ss(h, _mm_movehdup_ps(h));
+    float sum = _mm_cvtss_f32(h);
+    for (; i < n; i++) sum += a[i] * b[i];
+    return sum;
+}
+
 /* The products a sweep needs, on a tile of m steps: */
-static void times_transposed(int m, int out, int in, const float *x, const float *wt,
-                             float *z, int beta) {  /* z [m, out] (+)= x [m, in] W^T, wt = W^T */
-    gemm(m, out, in, x, in, 1, wt, out, z, out, beta);
+static void times_transposed(int m, int out, int in, const float *x, const float *w,
+                             const float *wt, float *z, int beta) {
+    /* z [m, out] (+)= x [m, in] W^T (wt = W^T); a layer of fewer than 8 outputs (the mean)
+     * as dot products of rows, which the 8-column kernel would mostly waste */
+    if (out >= 8) {
+        gemm(m, out, in, x, in, 1, wt, out, z, out, beta);
+        return;
+    }
+    for (int n = 0; n < m; n++)
+        for (int o = 0; o < out; o++) {
+            float v = dot(in, x + (long)n * in, w + (long)o * in);
+            z[(long)n * out + o] = beta ? z[(long)n * out + o] + v : v;
+        }
 }
 static void times(int m, int in, int out, const float *d, const float *w, float *z, int beta) {
     gemm(m, in, out, d, out, 1, w, in, z, in, beta);  /* z [m, in] (+)= d [m, out] W */
@@ -139,15 +162,17 @@ static int scratch_alloc(Scratch *s, const Shape *sh) {
  * task k: R{z_l} = h_{l-1} dW_l^T + R{h_{l-1}} W_l^T + db_l, R{h_l} = act'(z_l) R{z_l}. */
 static void tangent(const Shape *sh, int k, long rows, long n0, int m,
                     const float *const *inputs, const float *const *slopes,
-                    const float *const *weights_t, const float *const *d_weights_t,
+                    const float *const *weights, const float *const *weights_t,
+                    const float *const *d_weights, const float *const *d_weights_t,
                     const float *const *d_biases, Scratch *s) {
     const float *r_in = NULL;
     for (int l = 0; l < sh->layers; l++) {
         int in = sh->width[l], out = sh->width[l + 1];
         float *z = l + 1 < sh->layers ? s->r_input[l] : s->z;
         const float *x = inputs[l] + ((long)k * rows + n0) * in;
-        times_transposed(m, out, in, x, d_weights_t[l] + (long)k * in * out, z, 0);
-        if (r_in) times_transposed(m, out, in, r_in, weights_t[l] + (long)k * in * out, z, 1);
+        long at = (long)k * in * out;
+        times_transposed(m, out, in, x, d_weights[l] + at, d_weights_t[l] + at, z, 0);
+        if (r_in) times_transposed(m, out, in, r_in, weights[l] + at, weights_t[l] + at, z, 1);
         const float *db = d_biases[l] + (long)k * out;
         const float *slope = l + 1 < sh->layers ? slopes[l] + ((long)k * rows + n0) * out : NULL;
         for (int n = 0; n < m; n++) {
@@ -227,7 +252,8 @@ int hessian_product(long tasks, long rows, long layers, const int *width,
         const float *iv = inv_var + (long)k * act, *rls = r_log_std + (long)k * act;
         for (long n0 = 0; n0 < rows; n0 += TILE) {
             int m = rows - n0 < TILE ? (int)(rows - n0) : TILE;
-            tangent(&sh, k, rows, n0, m, inputs, slopes, weights_t, d_weights_t, d_biases, &s);
+            tangent(&sh, k, rows, n0, m, inputs, slopes, weights, weights_t, d_weights,
+                    d_weights_t, d_biases, &s);
             /* R{dL/dmu} = c (R{mu} / sigma^2 + 2 s r) */
             float *rd = s.r_delta, *other = s.r_other;
             for (int n = 0; n < m; n++) {
@@ -274,19 +300,6 @@ int hessian_product(long tasks, long rows, long layers, const int *width,
     return 0;
 }
 
-static float dot(int n, const float *a, const float *b) {
-    __m256 acc = _mm256_setzero_ps();
-    int i = 0;
-    for (; i + 8 <= n; i += 8)
-        acc = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc);
-    __m128 h = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
-    h = _mm_add_ps(h, _mm_movehl_ps(h, h));
-    h = _mm_add_ss(h, _mm_movehdup_ps(h));
-    float sum = _mm_cvtss_f32(h);
-    for (; i < n; i++) sum += a[i] * b[i];
-    return sum;
-}
-
 /* J_f^T diag(weight_n / sigma^2) J_f w per task (the log-std's part is left to the
  * caller). With P_l = d mu / d z_l per step ([A, width] for hidden layer l), J_f w =
  * sum_l P_l (h_{l-1} dW_l^T + db_l) and J_f^T y has layer l's gradient delta_l^T h_{l-1},
@@ -296,7 +309,8 @@ static float dot(int n, const float *a, const float *b) {
 int jacobian_gram(long tasks, long rows, long layers, const int *width,
                   const float *const *inputs, const float *const *slopes,
                   const float *const *jacobians, const float *last_weight,
-                  const float *const *d_weights_t, const float *const *d_biases,
+                  const float *const *d_weights, const float *const *d_weights_t,
+                  const float *const *d_biases,
                   const float *step_weight, const float *inv_var, float *const *g_w,
                   float *const *g_b) {
     if (layers < 1 || layers > MAX_LAYERS) return -2;
@@ -322,6 +336,7 @@ int jacobian_gram(long tasks, long rows, long layers, const int *width,
                 float *u = s.z;
                 long first_row = (long)k * rows + n0;
                 times_transposed(m, out, in, inputs[l] + first_row * in,
+                                 d_weights[l] + (long)k * in * out,
                                  d_weights_t[l] + (long)k * in * out, u, 0);
                 const float *db = d_biases[l] + (long)k * out;
                 for (int n = 0; n < m; n++)
@@ -442,7 +457,8 @@ static void activate(long count, int use_tanh, float *z, float *slope) {
  * hidden[l] and slopes[l] [tasks, steps, width[l + 1]] for each hidden layer, mean
  * [tasks, steps, A]; obs [tasks, steps, width[0]]. */
 int forward(long tasks, long rows, long layers, const int *width, const float *obs,
-            const float *const *weights_t, const float *const *biases, long use_tanh,
+            const float *const *weights, const float *const *weights_t,
+            const float *const *biases, long use_tanh,
             float *const *hidden, float *const *slopes, float *mean) {
     if (layers < 1 || layers > MAX_LAYERS) return -2;
     for (int k = 0; k < tasks; k++) {
@@ -455,7 +471,8 @@ int forward(long tasks, long rows, long layers, const int *width, const float *o
                 float *z = l + 1 < layers ? hidden[l] + first_row * out : mean + first_row * out;
                 const float *b = biases[l] + (long)k * out;
                 for (int n = 0; n < m; n++) memcpy(z + (long)n * out, b, sizeof(float) * out);
-                times_transposed(m, out, in, x, weights_t[l] + (long)k * in * out, z, 1);
+                times_transposed(m, out, in, x, weights[l] + (long)k * in * out,
+                                 weights_t[l] + (long)k * in * out, z, 1);
                 if (l + 1 < layers) activate((long)m * out, use_tanh, z, slopes[l] + first_row * out);
                 x = z;
             }
