@@ -1,5 +1,6 @@
-"""MAML's fused sweeps (gymlab/agents/maml/sweeps.c through native.py): the same numbers as
-autograd and as the torch ops, the build, its cache and the fallback."""
+"""MAML's fused C sweeps (gymlab/agents/maml/sweeps.c, passes.c and kernels.h, through
+native.py): the same numbers as autograd and as the torch ops, the build, its cache and the
+fallback."""
 
 from __future__ import annotations
 
@@ -112,7 +113,7 @@ def test_sweeps_give_the_same_numbers_on_one_thread_or_two():
 
 
 def test_tanh_is_torchs_to_rounding():
-    """The sweeps' tanh (sweeps.c's own, vectorised) on both sides of its 0.625 switch,
+    """The sweeps' tanh (kernels.h's own, vectorised) on both sides of its 0.625 switch,
     near 0, at large |z| and on a tail shorter than a vector."""
     z = torch.cat([torch.linspace(-12, 12, 20001), torch.tensor([0.0, 1e-30, -1e-8, 0.625,
                                                                  -0.625, 40.0, -90.0])])
@@ -127,7 +128,7 @@ def test_tanh_is_torchs_to_rounding():
 
 
 def test_training_runs_on_the_sweeps(monkeypatch, tmp_path):
-    """A meta-update of the 2D navigation agent goes through sweeps.c (every call counted)
+    """A meta-update of the 2D navigation agent goes through the C sweeps (every call counted)
     and lands where the torch ops' update lands, to float32 rounding (as amplified by
     conjugate gradient)."""
     calls = []
@@ -156,9 +157,13 @@ def test_build_is_cached_and_rebuilt_for_a_new_source(tmp_path, monkeypatch):
     assert built.parent == tmp_path and built.exists()
     stamp = built.stat().st_mtime_ns
     assert native.build() == built and built.stat().st_mtime_ns == stamp
-    edited = tmp_path / "sweeps.c"
-    edited.write_text(native.SOURCE.read_text() + "\n/* edited */\n")
-    monkeypatch.setattr(native, "SOURCE", edited)
+    sources = tmp_path / "sources"
+    sources.mkdir()
+    for name in (*native.SOURCES, *native.HEADERS):
+        (sources / name).write_text((native.SOURCE_DIR / name).read_text())
+    monkeypatch.setattr(native, "SOURCE_DIR", sources)
+    assert native.build() == built  # the same text
+    (sources / "kernels.h").write_text((sources / "kernels.h").read_text() + "\n/* edited */\n")
     assert native.build() != built
 
 
@@ -181,7 +186,7 @@ def test_without_a_compiler_the_torch_path_runs_with_a_warning(tmp_path, monkeyp
 
 @pytest.mark.parametrize("own_parameters", [False, True])
 def test_sampler_policy_is_the_modules_to_rounding(own_parameters):
-    """The sampler's per-step distribution through sweeps.c's forward pass equals the
+    """The sampler's per-step distribution through the C forward pass equals the
     policy module's, for the shared policy and for each task's own parameters."""
     torch.manual_seed(0)
     policy = GaussianMLPPolicy(2, 2, (64, 64), "tanh")

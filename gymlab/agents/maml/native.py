@@ -1,17 +1,19 @@
-"""The fused, tiled sweeps of sweeps.c for the Gaussian MLP's meta-update, built on first
-use with the C compiler and cached.
+"""The fused, tiled sweeps of sweeps.c and passes.c (on kernels.h) for the Gaussian MLP's
+meta-update, built on first use with the C compiler and cached.
 
-Two sweeps make nearly all of a KL Hessian product's work: the inner loss's Hessian
-product (`inner_hessian_product`) and J_f^T M J_f on the valid episodes
-(`jacobian_gram`). sweeps.c runs each over tiles of one task's steps so that its
-intermediates stay in the cache, with its own AVX2/FMA matrix kernel; gaussian_mlp.py's
-torch ops compute the same numbers (to float32 rounding) one whole tensor at a time. On
-the 2D navigation config a product takes about half the time (benchmarks/maml.py).
+sweeps.c holds the Gaussian MLP's forward and backward passes (`ForwardPass`,
+`backward`) and the two sweeps that make nearly all of a KL Hessian product's work: the
+inner loss's Hessian product (`inner_hessian_product`, with the first layer's sums of
+`first_layer_sums`) and J_f^T M J_f on the valid episodes (`jacobian_gram`). It runs each
+over tiles of one task's steps so that its intermediates stay in the cache, with its own
+AVX2/FMA matrix kernel; gaussian_mlp.py's torch ops compute the same numbers (to float32
+rounding) one whole tensor at a time. On the 2D navigation config a meta-batch takes
+0.66-0.75x the CPU time (benchmarks/maml.py --parts speed,training).
 
 Used for float32 CPU tensors when the CPU has AVX2 and FMA and a C compiler (`$CC`, else
-`cc`) builds the file; otherwise, or with GYMLAB_NATIVE=0, the torch path runs. The
+`cc`) builds the files; otherwise, or with GYMLAB_NATIVE=0, the torch path runs. The
 library is cached under $GYMLAB_CACHE (default ~/.cache/gymlab), named by a hash of the
-source and the flags, so an edited sweeps.c is rebuilt.
+sources and the flags, so edited sources are rebuilt.
 """
 
 from __future__ import annotations
@@ -34,7 +36,9 @@ if TYPE_CHECKING:  # gaussian_mlp imports this module
     from gymlab.agents.maml.gaussian_mlp import Forward, InnerStep
 
 Tensor = torch.Tensor
-SOURCE = Path(__file__).with_name("sweeps.c")
+SOURCE_DIR = Path(__file__).parent
+SOURCES = ("sweeps.c", "passes.c")
+HEADERS = ("kernels.h",)
 FLAGS = ("-O3", "-mavx2", "-mfma", "-shared", "-fPIC")
 
 
@@ -44,20 +48,21 @@ def cache_dir() -> Path:
 
 
 def build() -> Path:
-    """Compile sweeps.c (once per source and flags); the shared library's path. Raises
-    OSError or subprocess.CalledProcessError when it cannot."""
+    """Compile sweeps.c and passes.c (once per source text and flags); the shared
+    library's path. Raises OSError or subprocess.CalledProcessError when it cannot."""
     compiler = os.environ.get("CC", "cc")
     path = shutil.which(compiler)
     if path is None:
         raise OSError(f"no C compiler {compiler!r} on PATH")
-    source = SOURCE.read_bytes()
-    key = hashlib.sha256(source + " ".join((compiler, *FLAGS)).encode()).hexdigest()[:16]
-    target = cache_dir() / f"sweeps-{key}.so"
+    key = hashlib.sha256(" ".join((compiler, *FLAGS)).encode())
+    for name in (*SOURCES, *HEADERS):
+        key.update((SOURCE_DIR / name).read_bytes())
+    target = cache_dir() / f"sweeps-{key.hexdigest()[:16]}.so"
     if not target.exists():
         target.parent.mkdir(parents=True, exist_ok=True)
         partial = target.with_name(f"{target.stem}.{os.getpid()}.partial")
-        subprocess.run([path, *FLAGS, str(SOURCE), "-o", str(partial)], check=True,
-                       capture_output=True, timeout=300)
+        subprocess.run([path, *FLAGS, *(str(SOURCE_DIR / n) for n in SOURCES), "-o",
+                        str(partial)], check=True, capture_output=True, timeout=300)
         os.replace(partial, target)  # atomic: concurrent builds each land a whole file
     return target
 
@@ -74,7 +79,7 @@ def library() -> ctypes.CDLL | None:
         return ctypes.CDLL(str(build()))
     except (OSError, subprocess.SubprocessError) as error:
         detail = (getattr(error, "stderr", b"") or b"").decode(errors="replace")[:500]
-        warnings.warn(f"gymlab: MAML's fused sweeps (sweeps.c) did not build, so the slower "
+        warnings.warn(f"gymlab: MAML's fused C sweeps did not build, so the slower "
                       f"torch path runs: {error} {detail}", RuntimeWarning, stacklevel=2)
         return None
 
@@ -85,9 +90,9 @@ def usable(like: Tensor) -> bool:
 
 
 def call(name: str, *args) -> None:
-    """sweeps.c's function `name` (each returns 0, -1 when out of memory, -2 for shapes it
-    does not take); every Tensor argument is passed as its data pointer, every list as an
-    array of them (None: NULL), every int as a C long (sweeps.c's scalars are longs)."""
+    """The library's function `name` (each returns 0, -1 when out of memory, -2 for shapes
+    it does not take); every Tensor argument is passed as its data pointer, every list as
+    an array of them (None: NULL), every int as a C long (the C scalars are longs)."""
     def convert(a):
         if isinstance(a, ctypes.Array):
             return a
@@ -100,9 +105,9 @@ def call(name: str, *args) -> None:
 
     code = getattr(library(), name)(*[convert(a) for a in args])
     if code == -1:
-        raise MemoryError(f"sweeps.c {name}: out of memory")
+        raise MemoryError(f"MAML's C sweeps, {name}: out of memory")
     if code != 0:
-        raise ValueError(f"sweeps.c {name} does not take these shapes (code {code})")
+        raise ValueError(f"MAML's C sweeps: {name} does not take these shapes (code {code})")
 
 
 def widths(width: list[int]) -> ctypes.Array:
