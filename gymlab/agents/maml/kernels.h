@@ -136,6 +136,16 @@ static inline Shape shape_of(int layers, const int *width) {
     return s;
 }
 
+/* Task k's gradient buffers, g_w[l] [tasks, out, in] and g_b[l] [tasks, out], to zero. */
+static inline void zero_gradients(const Shape *sh, int k, float *const *g_w,
+                                  float *const *g_b) {
+    for (int l = 0; l < sh->layers; l++) {
+        int in = sh->width[l], out = sh->width[l + 1];
+        memset(g_w[l] + (long)k * out * in, 0, sizeof(float) * out * in);
+        memset(g_b[l] + (long)k * out, 0, sizeof(float) * out);
+    }
+}
+
 /* Per call: a tile's buffers. */
 typedef struct {
     float *r_input[MAX_LAYERS];        /* R{h_l} of the tile, hidden layer l */

@@ -44,11 +44,7 @@ int backward(long tasks, long rows, long layers, const int *width,
     if (scratch_alloc(&s, &sh)) return -1;
     int act = width[layers];
     for (int k = 0; k < tasks; k++) {
-        for (int l = 0; l < layers; l++) {
-            memset(g_w[l] + (long)k * width[l] * width[l + 1], 0,
-                   sizeof(float) * width[l] * width[l + 1]);
-            memset(g_b[l] + (long)k * width[l + 1], 0, sizeof(float) * width[l + 1]);
-        }
+        zero_gradients(&sh, k, g_w, g_b);
         for (long n0 = 0; n0 < rows; n0 += TILE) {
             int m = rows - n0 < TILE ? (int)(rows - n0) : TILE;
             long first_row = (long)k * rows + n0;

@@ -98,11 +98,7 @@ int hessian_product(long tasks, long rows, long layers, const int *width,
     if (scratch_alloc(&s, &sh)) return -1;
     int act = width[layers];
     for (int k = 0; k < tasks; k++) {
-        for (int l = 0; l < layers; l++) {
-            memset(g_w[l] + (long)k * width[l] * width[l + 1], 0,
-                   sizeof(float) * width[l] * width[l + 1]);
-            memset(g_b[l] + (long)k * width[l + 1], 0, sizeof(float) * width[l + 1]);
-        }
+        zero_gradients(&sh, k, g_w, g_b);
         float *g_ls = g_log_std + (long)k * act;
         memset(g_ls, 0, sizeof(float) * act);
         const float *iv = inv_var + (long)k * act, *rls = r_log_std + (long)k * act;
@@ -177,11 +173,7 @@ int jacobian_gram(long tasks, long rows, long layers, const int *width,
     float *r_mu = malloc(sizeof(float) * TILE * act);
     if (!r_mu) { free(s.block); return -1; }
     for (int k = 0; k < tasks; k++) {
-        for (int l = 0; l < layers; l++) {
-            memset(g_w[l] + (long)k * width[l] * width[l + 1], 0,
-                   sizeof(float) * width[l] * width[l + 1]);
-            memset(g_b[l] + (long)k * width[l + 1], 0, sizeof(float) * width[l + 1]);
-        }
+        zero_gradients(&sh, k, g_w, g_b);
         const float *iv = inv_var + (long)k * act;
         const float *w_last = last_weight + (long)k * act * width[layers - 1];
         for (long n0 = 0; n0 < rows; n0 += TILE) {
