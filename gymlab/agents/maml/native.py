@@ -99,7 +99,8 @@ def call(name: str, *args) -> None:
         if isinstance(a, list):
             return (ctypes.c_void_p * len(a))(*[convert(t).value for t in a])
         if isinstance(a, Tensor):
-            assert a.is_contiguous() and a.dtype == torch.float32
+            if not (a.is_contiguous() and a.dtype == torch.float32):
+                raise TypeError(f"{name} takes contiguous float32 tensors")
             return ctypes.c_void_p(a.data_ptr())
         return ctypes.c_void_p(None) if a is None else ctypes.c_long(a)
 

@@ -46,8 +46,8 @@ def policy_of_tasks(policy: Policy, params: Params | None, tasks: int
     """obs [K, B, d] -> the distributions of the shared policy (params None) or of each
     task's own parameters (entries [K, ...]). A Gaussian MLP's mean comes from
     native.py's forward pass where it runs: one call per time step in place of a module
-    call per layer (and torch's tanh, 4 ns an element here), 0.1 s less per 2D navigation
-    meta-batch."""
+    call per layer (and torch's tanh, 4 ns an element here): a 2D navigation meta-batch
+    sampled in 0.16 CPU-s instead of 0.24."""
     like = next(policy.parameters())
     if not (supports(policy) and native.usable(like)):
         if params is None:
