@@ -8,7 +8,7 @@ inner loss's Hessian product (`inner_hessian_product`, with the first layer's su
 over tiles of one task's steps so that its intermediates stay in the cache, with its own
 AVX2/FMA matrix kernel; gaussian_mlp.py's torch ops compute the same numbers (to float32
 rounding) one whole tensor at a time. On the 2D navigation config a meta-batch takes
-0.66-0.75x the CPU time (benchmarks/maml.py --parts speed,training).
+0.64-0.75x the CPU time (benchmarks/maml.py --parts speed,training).
 
 Used for float32 CPU tensors when the CPU has AVX2 and FMA and a C compiler (`$CC`, else
 `cc`) builds the files; otherwise, or with GYMLAB_NATIVE=0, the torch path runs. The
