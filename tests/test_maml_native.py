@@ -12,32 +12,22 @@ import torch
 
 from gymlab.agents.maml import MAML, analytic, native, samplers
 from gymlab.agents.maml import metalearner as ml
-from gymlab.agents.maml.episodes import Episodes, MetaBatch
+from gymlab.agents.maml.episodes import MetaBatch
 from gymlab.agents.maml.policy import GaussianMLPPolicy
 from gymlab.agents.maml.trpo import flat, set_flat
+from tests.test_maml import fake_episodes
 
 pytestmark = pytest.mark.skipif(native.library() is None,
                                 reason="no C compiler or no AVX2/FMA: the torch path runs")
 
 
-def random_episodes(tasks, episodes, steps, obs, act, seed, dtype) -> Episodes:
-    """Episodes of random numbers, some ended early."""
-    g = torch.Generator().manual_seed(seed)
-    mask = torch.ones(tasks, episodes, steps, dtype=dtype)
-    mask[:, ::3, steps // 3:] = 0
-    ep = Episodes(obs=torch.randn(tasks, episodes, steps, obs, generator=g, dtype=dtype),
-                  actions=torch.randn(tasks, episodes, steps, act, generator=g, dtype=dtype),
-                  rewards=torch.randn(tasks, episodes, steps, generator=g, dtype=dtype) * mask,
-                  mask=mask)
-    ep.advantages = torch.randn(tasks, episodes, steps, generator=g, dtype=dtype) * mask
-    return ep
-
-
 def problem(obs, hidden, nonlinearity, inner_steps, rows, dtype=torch.float64):
     torch.manual_seed(0)
     policy = GaussianMLPPolicy(obs, 3, hidden, nonlinearity).to(dtype)
-    batch = MetaBatch([random_episodes(5, 3, rows, obs, 3, 1 + i, dtype)
-                       for i in range(inner_steps)], random_episodes(5, 3, rows, obs, 3, 9, dtype))
+    def episodes(seed):
+        return fake_episodes(k=5, b=3, t=rows, obs=obs, act=3, seed=seed, dtype=dtype)
+
+    batch = MetaBatch([episodes(1 + i) for i in range(inner_steps)], episodes(9))
     return policy, batch
 
 
@@ -199,3 +189,15 @@ def test_sampler_policy_is_the_modules_to_rounding(own_parameters):
     for a, b in zip(ours, theirs):
         torch.testing.assert_close(a, b, rtol=0, atol=2e-6)
         assert a.shape == b.shape
+
+
+def test_a_tensor_the_c_code_cannot_take_is_refused():
+    """A non-float32 or non-contiguous tensor never reaches the C code as a bare pointer."""
+    layers = ["mean.0", "mean.1"]
+    params = {"mean.0.weight": torch.ones(1, 4, 2), "mean.0.bias": torch.zeros(1, 4),
+              "mean.1.weight": torch.ones(1, 1, 4), "mean.1.bias": torch.zeros(1, 1)}
+    forward = native.ForwardPass(layers, params, tanh=True)
+    for obs in (torch.zeros(1, 3, 2, dtype=torch.float64), torch.zeros(1, 2, 3).mT):
+        with pytest.raises(TypeError, match="contiguous float32"):
+            native.call("forward", 1, 3, *forward.net.shape(), obs, forward.net.weights,
+                        forward.net.weights_t, forward.biases, 1, [None], [None], obs)

@@ -153,7 +153,12 @@ typedef struct {
     float *block;
 } Scratch;
 
-static inline int scratch_alloc(Scratch *s, const Shape *sh) {
+/* An entry point's start: its layers' shape, and a tile's buffers (free s->block after);
+ * 0, or -2 for a layer count it does not take, -1 when out of memory. */
+static inline int prepare(long layers, const int *width, Shape *shape, Scratch *s) {
+    if (layers < 1 || layers > MAX_LAYERS) return -2;
+    *shape = shape_of((int)layers, width);
+    const Shape *sh = shape;
     long tile = (long)TILE * sh->max_width, total = 3 * tile;
     for (int l = 0; l + 1 < sh->layers; l++) total += (long)TILE * sh->width[l + 1];
     s->block = malloc(total * sizeof(float));

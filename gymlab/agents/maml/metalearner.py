@@ -181,7 +181,7 @@ def meta_objective(policy: Policy, batch: MetaBatch, cfg: MAMLConfig
     twice as fast), autograd's for the rest."""
     if analytic.supports(policy):
         return analytic.GaussianMetaObjective(policy, batch, cfg.fast_lr, cfg.first_order,
-                                     cfg.cg_damping, cfg.num_workers)
+                                              cfg.cg_damping, cfg.num_workers)
     return AutogradMetaObjective(policy, batch, cfg)
 
 

@@ -24,7 +24,7 @@ import os
 import shutil
 import subprocess
 import warnings
-from functools import cache
+from functools import cache, cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -129,21 +129,33 @@ def transposed(tensors: list[Tensor]) -> list[Tensor]:
 
 
 class Layers:
-    """The MLP's weights (and a direction's) per layer, and their transposes, with buffers
-    for the sweep's gradients, as the C functions take them."""
+    """The MLP's weights (and a direction's) per layer, their transposes and buffers for a
+    sweep's gradients, as the C functions take them; each made when first asked for."""
 
     def __init__(self, layers: list[str], params: Params, direction: Params | None = None
                  ) -> None:
         self.names = layers
         self.weights = contiguous([params[n + ".weight"] for n in layers])
-        self.weights_t = transposed(self.weights)
         if direction is not None:
             self.d_weights = contiguous([direction[n + ".weight"] for n in layers])
-            self.d_weights_t = transposed(self.d_weights)
             self.d_biases = contiguous([direction[n + ".bias"] for n in layers])
         self.width = [self.weights[0].shape[2]] + [w.shape[1] for w in self.weights]
-        self.g_w = [torch.empty_like(w) for w in self.weights]
-        self.g_b = [w.new_empty(w.shape[:2]) for w in self.weights]
+
+    @cached_property
+    def weights_t(self) -> list[Tensor]:
+        return transposed(self.weights)
+
+    @cached_property
+    def d_weights_t(self) -> list[Tensor]:
+        return transposed(self.d_weights)
+
+    @cached_property
+    def g_w(self) -> list[Tensor]:
+        return [torch.empty_like(w) for w in self.weights]
+
+    @cached_property
+    def g_b(self) -> list[Tensor]:
+        return [w.new_empty(w.shape[:2]) for w in self.weights]
 
     def shape(self) -> tuple[int, ctypes.Array]:
         return len(self.names), widths(self.width)

@@ -38,10 +38,10 @@ int backward(long tasks, long rows, long layers, const int *width,
              const float *const *inputs, const float *const *slopes,
              const float *const *weights, const float *d_mean, float *const *g_w,
              float *const *g_b, float *const *deltas, float *const *d_hidden) {
-    if (layers < 1 || layers > MAX_LAYERS) return -2;
-    Shape sh = shape_of(layers, width);
+    Shape sh;
     Scratch s;
-    if (scratch_alloc(&s, &sh)) return -1;
+    int failed = prepare(layers, width, &sh, &s);
+    if (failed) return failed;
     int act = width[layers];
     for (int k = 0; k < tasks; k++) {
         zero_gradients(&sh, k, g_w, g_b);

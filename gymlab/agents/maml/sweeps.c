@@ -90,12 +90,12 @@ int hessian_product(long tasks, long rows, long layers, const int *width,
                     const float *scaled, const float *diff, const float *r_log_std,
                     const float *first_t, const float *first_u, float *const *g_w,
                     float *const *g_b, float *g_log_std) {
-    if (layers < 1 || layers > MAX_LAYERS || (first_t && (layers < 2 || width[0] >= 64)))
-        return -2;
+    if (first_t && (layers < 2 || width[0] >= 64)) return -2;
     int held = first_t != NULL;
-    Shape sh = shape_of(layers, width);
+    Shape sh;
     Scratch s;
-    if (scratch_alloc(&s, &sh)) return -1;
+    int failed = prepare(layers, width, &sh, &s);
+    if (failed) return failed;
     int act = width[layers];
     for (int k = 0; k < tasks; k++) {
         zero_gradients(&sh, k, g_w, g_b);
@@ -165,10 +165,10 @@ int jacobian_gram(long tasks, long rows, long layers, const int *width,
                   const float *const *d_biases,
                   const float *step_weight, const float *inv_var, float *const *g_w,
                   float *const *g_b) {
-    if (layers < 1 || layers > MAX_LAYERS) return -2;
-    Shape sh = shape_of(layers, width);
+    Shape sh;
     Scratch s;
-    if (scratch_alloc(&s, &sh)) return -1;
+    int failed = prepare(layers, width, &sh, &s);
+    if (failed) return failed;
     int act = width[layers];
     float *r_mu = malloc(sizeof(float) * TILE * act);
     if (!r_mu) { free(s.block); return -1; }
