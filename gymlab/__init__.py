@@ -17,7 +17,7 @@ __all__ = ["DQN", "PPO", "GA", "ES", "__version__"]
 def __getattr__(name: str) -> Any:
     # Agents import torch; loading them lazily keeps `import gymlab` and `gymlab --help` fast.
     if name in __all__[:-1]:
-        from gymlab.agents import algorithm
+        from gymlab.registry import algorithm
 
         return algorithm(name.lower())
     raise AttributeError(f"module 'gymlab' has no attribute {name!r}")

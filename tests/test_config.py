@@ -4,12 +4,12 @@ import argparse
 
 import pytest
 
-from gymlab.agents.base import resolve_configs
-from gymlab.agents.dqn import DQNConfig
+from gymlab.agents.dqn import DQN, DQNConfig
+from gymlab.core.algorithm import resolve_configs, tuned_defaults
 from gymlab.core.config import add_arguments, build, field_docs, parse_value
 from gymlab.core.errors import UserError
 from gymlab.core.run import RunConfig
-from gymlab.hyperparams import TUNED
+from gymlab.registry import ALGORITHMS, algorithm
 
 
 def test_every_field_has_a_docstring():
@@ -38,16 +38,16 @@ def test_parse_value_types():
 
 
 def test_precedence_dataclass_then_table_then_user():
-    run, cfg = resolve_configs("dqn", DQNConfig, "Acrobot-v1", {"batch_size": 7})
+    run, cfg = resolve_configs(DQN, "Acrobot-v1", {"batch_size": 7})
     assert cfg.batch_size == 7  # user
-    assert cfg.learning_rate == TUNED["dqn"]["Acrobot-v1"]["learning_rate"]  # table
+    assert cfg.learning_rate == DQN.TUNED["Acrobot-v1"]["learning_rate"]  # table
     assert cfg.double_q is DQNConfig().double_q  # dataclass
     assert run.env == "Acrobot-v1"
 
 
 def test_unknown_option_suggests_close_names():
     with pytest.raises(UserError, match="did you mean learning_rate"):
-        resolve_configs("dqn", DQNConfig, "CartPole-v1", {"learning_rat": 1e-3})
+        resolve_configs(DQN, "CartPole-v1", {"learning_rat": 1e-3})
 
 
 @pytest.mark.parametrize("bad", [{"batch_size": 0}, {"learning_rate": -1.0},
@@ -57,8 +57,21 @@ def test_bad_values_raise_value_error(bad):
         build(DQNConfig, bad)
 
 
-def test_tuned_table_uses_real_fields():
-    for algo_table in TUNED.values():
-        for env_id, values in algo_table.items():
-            resolve_configs("dqn", DQNConfig, env_id, {})  # raises on an unknown key
-            assert values, env_id
+@pytest.mark.parametrize("name", list(ALGORITHMS))
+def test_tuned_tables_use_real_fields(name):
+    cls = algorithm(name)
+    for env_id, values in cls.TUNED.items():
+        assert values, env_id
+        run, cfg = resolve_configs(cls, env_id, {})  # raises on an unknown key
+        for key, value in values.items():
+            got = getattr(run if hasattr(run, key) else cfg, key)
+            assert got == (tuple(value) if isinstance(value, list) else value), (env_id, key)
+
+
+def test_tuned_lookup_takes_either_spelling_of_gymlab_ids():
+    class Fake:
+        TUNED = {"Navigation2D-v0": {"seed": 3}}
+
+    assert tuned_defaults(Fake, "gymlab/Navigation2D-v0") == {"seed": 3}
+    assert tuned_defaults(Fake, "Navigation2D-v0") == {"seed": 3}
+    assert tuned_defaults(Fake, "CartPole-v1") == {}

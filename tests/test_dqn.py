@@ -11,7 +11,7 @@ import torch
 from gymlab import DQN
 from gymlab.core.errors import CheckpointError, UnsupportedSpaceError
 from gymlab.core.logger import read_progress
-from gymlab.core.session import TrainingSession
+from gymlab.core.session import Session
 
 SMALL = {"learning_starts": 200, "hidden_sizes": (32, 32), "target_update_interval": 100,
          "buffer_size": 5_000, "exploration_fraction": 0.3}
@@ -60,19 +60,19 @@ def test_resumed_run_ends_with_the_same_weights(tmp_path, quick, monkeypatch):
     straight = DQN("CartPole-v1", seed=1, logdir=str(tmp_path / "straight"), **quick, **SMALL)
     straight.learn(total)
 
-    on_step = TrainingSession.on_step
+    on_step = Session.on_step
 
     def interrupt_at(session, step):
         on_step(session, step)
         if step == stop_at:
             session.interrupt.signal = signal.SIGINT  # what Ctrl-C does
 
-    monkeypatch.setattr(TrainingSession, "on_step", interrupt_at)
+    monkeypatch.setattr(Session, "on_step", interrupt_at)
     first = DQN("CartPole-v1", seed=1, logdir=str(tmp_path / "split"), **quick, **SMALL)
     first.learn(total)
     assert first.outcome == "interrupted" and first.step == stop_at
     assert first.exit_code == 130
-    monkeypatch.setattr(TrainingSession, "on_step", on_step)
+    monkeypatch.setattr(Session, "on_step", on_step)
 
     torch.manual_seed(12345)  # the resumed run must not depend on the process's RNG state
     np.random.seed(54321)
@@ -121,16 +121,16 @@ def test_parallel_envs_count_every_step_and_resume_exactly(tmp_path, quick, monk
     straight = DQN("CartPole-v1", seed=4, **cfg).learn(1_500)
     assert straight.step == 1_500 and straight.buffer.size == 1_500
 
-    on_step = TrainingSession.on_step
+    on_step = Session.on_step
 
     def interrupt_at(session, step):
         on_step(session, step)
         if step == 999:
             session.interrupt.signal = signal.SIGTERM
 
-    monkeypatch.setattr(TrainingSession, "on_step", interrupt_at)
+    monkeypatch.setattr(Session, "on_step", interrupt_at)
     first = DQN("CartPole-v1", seed=4, **cfg).learn(1_500)
     assert first.exit_code == 143
-    monkeypatch.setattr(TrainingSession, "on_step", on_step)
+    monkeypatch.setattr(Session, "on_step", on_step)
     resumed = DQN.resume(first.run.path).learn()
     assert all(torch.equal(x, y) for x, y in zip(weights(straight), weights(resumed)))

@@ -9,7 +9,7 @@ import torch
 
 from gymlab import PPO
 from gymlab.core.errors import UnsupportedSpaceError
-from gymlab.core.session import TrainingSession
+from gymlab.core.session import Session
 from tests.test_dqn import progress_without_timing
 
 SMALL = {"num_envs": 4, "num_steps": 32, "hidden_sizes": (32,), "num_minibatches": 4,
@@ -71,17 +71,17 @@ def test_resume_is_exact_with_normalisation(tmp_path, quick, monkeypatch):
     total = 2_048
     straight = PPO("CartPole-v1", seed=3, logdir=str(tmp_path / "a"), **cfg).learn(total)
 
-    on_step = TrainingSession.on_step
+    on_step = Session.on_step
 
     def interrupt_at(session, step):
         on_step(session, step)
         if step == 128 * 7:
             session.interrupt.signal = signal.SIGINT
 
-    monkeypatch.setattr(TrainingSession, "on_step", interrupt_at)
+    monkeypatch.setattr(Session, "on_step", interrupt_at)
     first = PPO("CartPole-v1", seed=3, logdir=str(tmp_path / "b"), **cfg).learn(total)
     assert first.outcome == "interrupted"
-    monkeypatch.setattr(TrainingSession, "on_step", on_step)
+    monkeypatch.setattr(Session, "on_step", on_step)
     torch.manual_seed(999)
     resumed = PPO.resume(first.run.path).learn()
     assert all(torch.equal(x, y) for x, y in zip(params(straight), params(resumed)))

@@ -12,7 +12,7 @@ import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
@@ -24,7 +24,7 @@ from gymlab.core.config import require
 from gymlab.core.envs import EnvPool
 from gymlab.core.networks import Activation, mlp
 from gymlab.core.run import generator_state, set_generator_state
-from gymlab.core.session import LoopHooks, NonFiniteLoss, TrainingSession
+from gymlab.core.session import LoopHooks, NonFiniteLoss, Session
 from gymlab.core.spaces import discrete_branches
 
 
@@ -102,6 +102,38 @@ class DQN(Agent):
     algo = "dqn"
     Config = DQNConfig
     config: DQNConfig
+    TUNED: ClassVar[dict[str, dict[str, Any]]] = {
+        "CartPole-v1": {  # gymlab's own tuning for time to solve (benchmarks/cartpole_dqn.py)
+            "total_steps": 100_000, "stop_reward": 475.0,
+            "learning_rate": 2.3e-3, "batch_size": 64, "buffer_size": 100_000,
+            "learning_starts": 1_000, "gamma": 0.99, "target_update_interval": 100,
+            "train_freq": 4, "gradient_steps": 1, "exploration_fraction": 0.05,
+            "exploration_final_eps": 0.04, "double_q": True, "hidden_sizes": (128, 128),
+        },
+        "Acrobot-v1": {  # zoo
+            "total_steps": 100_000, "stop_reward": -100.0,
+            "learning_rate": 6.3e-4, "batch_size": 128, "buffer_size": 50_000,
+            "learning_starts": 0, "gamma": 0.99, "target_update_interval": 250,
+            "train_freq": 4, "gradient_steps": 4, "exploration_fraction": 0.12,
+            "exploration_final_eps": 0.1, "hidden_sizes": (256, 256),
+        },
+        "MountainCar-v0": {  # zoo
+            "total_steps": 120_000, "stop_reward": -110.0,
+            "learning_rate": 4e-3, "batch_size": 128, "buffer_size": 10_000,
+            "learning_starts": 1_000, "gamma": 0.98, "target_update_interval": 600,
+            "train_freq": 16, "gradient_steps": 8, "exploration_fraction": 0.2,
+            "exploration_final_eps": 0.07, "hidden_sizes": (256, 256),
+        },
+        "LunarLander-v3": {  # zoo
+            "total_steps": 100_000, "stop_reward": 200.0,
+            "learning_rate": 6.3e-4, "batch_size": 128, "buffer_size": 50_000,
+            "learning_starts": 0, "gamma": 0.99, "target_update_interval": 250,
+            "train_freq": 4, "gradient_steps": 4, "exploration_fraction": 0.12,
+            "exploration_final_eps": 0.1, "hidden_sizes": (256, 256),
+        },
+    }
+    """Tuned values per environment. Entries marked zoo are RL-Baselines3-Zoo's (its
+    gradient_steps=-1 written out as train_freq)."""
 
     def _build(self) -> None:
         cfg, seed = self.config, self.run_config.seed
@@ -156,7 +188,7 @@ class DQN(Agent):
         return np.where(explore[:, None], random_actions, self._greedy(obs))
 
     # -- learning -----------------------------------------------------------------------------
-    def _learn(self, session: TrainingSession) -> None:
+    def _learn(self, session: Session) -> None:
         for batch in self.replay_batches(session):
             self._update(*batch)
 

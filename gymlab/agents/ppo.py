@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -23,7 +23,7 @@ from gymlab.core.envs import EnvPool
 from gymlab.core.networks import Activation, mlp
 from gymlab.core.normalize import ObsNormalizer, RewardScaler
 from gymlab.core.run import generator_state, set_generator_state
-from gymlab.core.session import NonFiniteLoss, TrainingSession
+from gymlab.core.session import NonFiniteLoss, Session
 
 
 @dataclass(frozen=True)
@@ -97,6 +97,36 @@ class PPO(Agent):
     algo = "ppo"
     Config = PPOConfig
     config: PPOConfig
+    TUNED: ClassVar[dict[str, dict[str, Any]]] = {
+        "CartPole-v1": {  # gymlab's own tuning for time to solve (benchmarks/cartpole_ppo.py)
+            "total_steps": 200_000, "stop_reward": 475.0,
+            "num_envs": 16, "num_steps": 64, "num_minibatches": 4, "update_epochs": 2,
+            "learning_rate": 2e-3, "gamma": 0.995, "gae_lambda": 0.95, "clip_vloss": False,
+            "normalize_obs": True, "normalize_reward": True,
+        },
+        # Below, RL-Zoo's PPO values: its batch_size 64 written as num_minibatches, a constant
+        # learning rate as anneal_lr False, SB3's unclipped value loss as clip_vloss False
+        "Acrobot-v1": {
+            "total_steps": 200_000, "stop_reward": -100.0,
+            "num_envs": 16, "num_steps": 256, "num_minibatches": 64, "update_epochs": 4,
+            "learning_rate": 3e-4, "anneal_lr": False, "gamma": 0.99, "gae_lambda": 0.94,
+            "clip_vloss": False, "normalize_obs": True, "normalize_reward": True,
+        },
+        "Pendulum-v1": {  # no gSDE in gymlab: gamma 0.95 (zoo 0.9) and lr annealed instead
+            "total_steps": 200_000, "stop_reward": -200.0,
+            "num_envs": 4, "num_steps": 1024, "num_minibatches": 64, "update_epochs": 10,
+            "learning_rate": 1e-3, "gamma": 0.95, "gae_lambda": 0.95, "clip_vloss": False,
+        },
+        "LunarLander-v3": {  # the zoo's LunarLander-v2 entry
+            "total_steps": 1_000_000, "stop_reward": 200.0,
+            "num_envs": 16, "num_steps": 1024, "num_minibatches": 256, "update_epochs": 4,
+            "learning_rate": 3e-4, "anneal_lr": False, "gamma": 0.999, "gae_lambda": 0.98,
+            "ent_coef": 0.01, "clip_vloss": False,
+        },
+    }
+    """Tuned values per environment: gymlab's own tuning for time to solve on CartPole
+    (benchmarks/cartpole_ppo.py), else RL-Zoo's, its batch_size is written as num_minibatches =
+    num_envs * num_steps / batch_size."""
 
     def _build(self) -> None:
         cfg, seed = self.config, self.run_config.seed
@@ -147,7 +177,7 @@ class PPO(Agent):
         return int(action)
 
     # -- learning -----------------------------------------------------------------------------
-    def _learn(self, session: TrainingSession) -> None:
+    def _learn(self, session: Session) -> None:
         cfg, total = self.config, self.run_config.total_steps
         n_envs, n_steps = cfg.num_envs, cfg.num_steps
         batch_size = n_envs * n_steps

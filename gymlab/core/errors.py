@@ -13,3 +13,8 @@ class UnsupportedSpaceError(UserError, TypeError):
 
 class CheckpointError(UserError):
     """A checkpoint that is missing, truncated, corrupt or of another algorithm."""
+
+
+class EnvError(RuntimeError):
+    """An environment that raised inside reset or step: the run stops with one line naming
+    the environment and the step, and keeps its last checkpoint."""

@@ -41,6 +41,13 @@ class Progress:
             self.next_line = step + max(self.total // 10, 1)
             self.line(step)
 
+    def write(self, line: str) -> None:
+        """A line of the algorithm's own (a generation's summary) above the bar."""
+        if self.bar is not None:
+            self.bar.write(line, file=self.stream)
+        elif self.enabled:
+            print(line, file=self.stream, flush=True)
+
     def line(self, step: int) -> None:
         elapsed = time.perf_counter() - self.start_time
         rate = (step - self.start_step) / elapsed if elapsed > 0 else 0.0

@@ -125,8 +125,11 @@ class RunDir:
         self.path = path
 
     @classmethod
-    def create(cls, logdir: str, algo: str, env_id: str, config: dict[str, Any]) -> RunDir:
-        path = new_dir(Path(logdir), f"{algo}-{env_id.replace('/', '_')}")
+    def create(cls, logdir: str, algo: str, env_id: str, config: dict[str, Any],
+               name: str | None = None) -> RunDir:
+        """A new run directory `<logdir>/<name>-<stamp>` (name: `<algo>-<env>` by default)
+        holding config.json."""
+        path = new_dir(Path(logdir), name or f"{algo}-{env_id.replace('/', '_')}")
         record = {
             "algo": algo,
             **config,

@@ -1,8 +1,9 @@
-"""The part of a training run that does not depend on the algorithm.
+"""The part of a run that does not depend on the algorithm.
 
-An algorithm's `learn` loop reads top to bottom like the paper and calls into a
-`TrainingSession` for everything else: episode and scalar logging, the evaluation schedule,
-best/last checkpoints, the stop-reward rule, Ctrl-C/SIGTERM, and non-finite losses.
+An algorithm's `_learn` loop reads top to bottom like the paper and calls into a `Session`
+for everything else: episode and scalar logging, the evaluation schedule (or the scores the
+algorithm reports itself), best/last checkpoints, the stop-reward rule, the progress bar,
+Ctrl-C/SIGTERM, non-finite losses and failing environments.
 """
 
 from __future__ import annotations
@@ -11,16 +12,15 @@ import shlex
 import sys
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import Any, Literal, Protocol
 
-from gymlab.core.evaluation import EvalResult, Evaluator
+from gymlab.core.errors import EnvError
+from gymlab.core.evaluation import EvalResult
 from gymlab.core.logger import Logger, Progress
-from gymlab.core.run import GracefulInterrupt, RunDir, save_checkpoint
+from gymlab.core.run import GracefulInterrupt, RunConfig, RunDir, save_checkpoint
 
-if TYPE_CHECKING:
-    from gymlab.agents.base import Agent
-
-Outcome = Literal["running", "completed", "solved", "stopped", "interrupted", "diverged"]
+Outcome = Literal["running", "completed", "solved", "stopped", "interrupted", "diverged",
+                  "failed"]
 
 EvalCallback = Callable[[int, EvalResult], "bool | None"]
 """Called after each evaluation with (step, result); returning True stops the run
@@ -28,7 +28,7 @@ EvalCallback = Callable[[int, EvalResult], "bool | None"]
 
 
 class LoopHooks(Protocol):
-    """What an algorithm's loop calls: a TrainingSession, or another trainer's adapter (the
+    """What an algorithm's loop calls: a Session, or another trainer's adapter (the
     Lightning integration's)."""
 
     @property
@@ -39,34 +39,48 @@ class LoopHooks(Protocol):
     def on_step(self, step: int) -> None: ...
 
 
+class Trainee(Protocol):
+    """What a Session needs of the algorithm it runs (gymlab.core.algorithm.Algorithm)."""
+
+    algo: str
+    unit: str
+    step: int
+    run_config: RunConfig
+    session: Session | None
+    session_state: dict[str, Any]
+
+    def progress_total(self) -> int: ...
+    def progress_count(self) -> int: ...
+    def make_evaluator(self) -> Any: ...
+    def batch_policy(self) -> Any: ...
+    def checkpoint(self, full: bool) -> dict[str, Any]: ...
+
+
 class NonFiniteLoss(ArithmeticError):
     """Raised by an update whose loss is NaN or infinite; the run stops, last.pt is kept."""
 
 
-class TrainingSession:
-    def __init__(self, agent: Agent, run: RunDir | None, resume_step: int | None = None,
+class Session:
+    """One `learn` call of an algorithm: opened and closed by `Algorithm.learn`."""
+
+    def __init__(self, algorithm: Trainee, run: RunDir | None, resuming: bool = False,
                  on_eval: EvalCallback | None = None) -> None:
-        self.agent = agent
+        self.algorithm = algorithm
         self.on_eval = on_eval
-        self.cfg = agent.run_config
+        self.cfg = algorithm.run_config
         self.run = run
-        self.logger = Logger(run, resume_step)
-        start = agent.step
-        self.evaluator = (
-            Evaluator(self.cfg.env, self.cfg.eval_episodes, self.cfg.seed + 1_000_000,
-                      self.cfg.env_kwargs)
-            if self.cfg.eval_every > 0 else None
-        )
+        self.logger = Logger(run, algorithm.step if resuming else None)
+        self.evaluator = algorithm.make_evaluator() if self.cfg.eval_every > 0 else None
         self.interrupt = GracefulInterrupt()
         self.outcome: Outcome = "running"
         self.message = ""
-        state = agent.session_state
+        state = algorithm.session_state
         self.next_eval: int = state.get("next_eval", self.cfg.eval_every)
         self.next_log: int = state.get("next_log", self.cfg.log_every)
         self.best_eval: float = state.get("best_eval", float("-inf"))
         self.last_eval: EvalResult | None = None
         self.solved_step: int | None = state.get("solved_step")
-        self._clock = (time.perf_counter(), start)
+        self._clock = (time.perf_counter(), algorithm.step)
 
     # -- used by the algorithms -------------------------------------------------------------
     @property
@@ -93,22 +107,22 @@ class TrainingSession:
         """Evaluate, checkpoint and check the stop rule when due; refresh the progress bar."""
         if self.evaluator is not None and step >= self.next_eval:
             self.next_eval = _next_multiple(self.next_eval, self.cfg.eval_every, step)
-            self.evaluate(step)
-        self.progress.update(step)
+            self.report(step, self.evaluator(self.algorithm.batch_policy()))
+        self.progress.update(self.algorithm.progress_count())
 
-    def evaluate(self, step: int) -> EvalResult:
-        assert self.evaluator is not None
-        result = self.evaluator(self.agent.batch_policy())
+    def report(self, step: int, result: EvalResult) -> None:
+        """A score of the run at `step`: logged, best.pt when it is the best so far, the
+        stop rule and the evaluation callback applied, last.pt written."""
         self.last_eval = result
         self.logger.log(step, {"eval/return_mean": result.mean, "eval/return_std": result.std})
         self.progress.set(eval=round(result.mean, 2))
         if result.mean > self.best_eval:
             self.best_eval = result.mean
             if self.run is not None:
-                save_checkpoint(self.run.checkpoint("best"), self.agent.algo,
-                                self.agent.checkpoint(full=False))
+                save_checkpoint(self.run.checkpoint("best"), self.algorithm.algo,
+                                self.algorithm.checkpoint(full=False))
         stop_reward = self.cfg.stop_reward
-        if stop_reward is not None and result.mean >= stop_reward:
+        if stop_reward is not None and result.mean >= stop_reward and self.outcome == "running":
             self.outcome = "solved"
             self.message = f"solved at step {step}: evaluation {result} >= {stop_reward:g}"
             self.solved_step = step
@@ -116,7 +130,6 @@ class TrainingSession:
             self.outcome = "stopped"
             self.message = f"stopped at step {step} by the evaluation callback"
         self.save_last()
-        return result
 
     def state(self) -> dict[str, Any]:
         return {"next_eval": self.next_eval, "next_log": self.next_log,
@@ -126,35 +139,41 @@ class TrainingSession:
     def save_last(self) -> None:
         if self.run is not None:
             self.logger.flush()
-            save_checkpoint(self.run.checkpoint("last"), self.agent.algo,
-                            self.agent.checkpoint(full=True))
+            save_checkpoint(self.run.checkpoint("last"), self.algorithm.algo,
+                            self.algorithm.checkpoint(full=True))
 
     # -- start and end ----------------------------------------------------------------------
-    def __enter__(self) -> TrainingSession:
-        self.agent.session = self
+    def __enter__(self) -> Session:
+        algorithm = self.algorithm
+        algorithm.session = self
         self.interrupt.__enter__()
         if self.run is not None:
             print(f"run directory: {self.run.path}", file=sys.stderr)
-        self.progress = Progress(self.cfg.total_steps, self.agent.step,
-                                 f"{self.agent.algo} {self.cfg.env}", self.cfg.progress, sys.stderr)
+        self.progress = Progress(algorithm.progress_total(), algorithm.progress_count(),
+                                 f"{algorithm.algo} {self.cfg.env}", self.cfg.progress,
+                                 sys.stderr, unit=algorithm.unit)
         return self
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
         self.interrupt.__exit__()
-        self.agent.session = None
+        algorithm = self.algorithm
+        algorithm.session = None
+        done = f"{algorithm.progress_count()} {algorithm.unit}s"
         suppress = False
         if exc_type is NonFiniteLoss:
             self.outcome, suppress = "diverged", True
-            self.message = (f"stopped at step {self.agent.step}: {exc}; "
-                            "kept the last good checkpoint")
+            self.message = f"stopped after {done}: {exc}; kept the last good checkpoint"
+        elif exc_type is not None and issubclass(exc_type, EnvError):
+            self.outcome, suppress = "failed", True
+            self.message = f"stopped after {done}: {exc}; kept the last good checkpoint"
         elif exc_type is None:
             if self.interrupt.requested:
                 self.outcome = "interrupted"
-                self.message = f"interrupted at step {self.agent.step}"
+                self.message = f"interrupted after {done}"
             elif self.outcome == "running":
                 self.outcome = "completed"
-                self.message = f"finished {self.agent.step} steps"
-            self.agent.session_state = self.state()
+                self.message = f"finished {done}"
+            algorithm.session_state = self.state()
             if self.outcome != "solved":  # a solved run saved last.pt at its evaluation
                 self.save_last()
         self.progress.close()
@@ -163,7 +182,9 @@ class TrainingSession:
             self.evaluator.close()
         if exc_type is None or suppress:
             print(self.message, file=sys.stderr)
-            if self.outcome == "interrupted" and self.run is not None:
+            resumable = self.outcome in ("interrupted", "failed") or (
+                self.outcome == "diverged")
+            if resumable and self.run is not None and self.run.checkpoint("last").exists():
                 print(f"resume with: gymlab train --resume {shlex.quote(str(self.run.path))}",
                       file=sys.stderr)
         return suppress

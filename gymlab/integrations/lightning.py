@@ -180,7 +180,7 @@ class DQNModule(L.LightningModule):
     # -- evaluation ---------------------------------------------------------------------------
     def validation_step(self, batch: Any, batch_idx: int) -> None:
         run = self.agent.run_config
-        if self._evaluator is None:  # seeded as a gymlab TrainingSession seeds its own
+        if self._evaluator is None:  # seeded as a gymlab Session seeds its own
             self._evaluator = Evaluator(run.env, run.eval_episodes, run.seed + 1_000_000,
                                         run.env_kwargs)
         result = self._evaluator(self.agent.batch_policy())

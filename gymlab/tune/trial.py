@@ -24,7 +24,7 @@ def run_trial(config: dict[str, Any], setup: TrialSetup) -> None:
 
     from ray import tune
 
-    from gymlab.agents import algorithm
+    from gymlab.registry import algorithm
 
     trial_dir = Path(setup.path) / tune.get_context().get_trial_name()
     overrides = {**setup.fixed, **config, "logdir": str(trial_dir), "progress": False,

@@ -12,8 +12,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from gymlab.agents import ALGORITHMS
 from gymlab.core.errors import UserError
+from gymlab.registry import ALGORITHMS
 from gymlab.tune.space import Choice, Grid, RandInt, Spec, Uniform, check_bounds, spec_kind
 from gymlab.tune.values import show_all
 
@@ -79,8 +79,8 @@ def check_space(algo: str, env: str, space: Mapping[str, Any], fixed: Mapping[st
     """Validate a search completely (keys, types, bounds, configs; with `build_agent`, one
     agent of the base config, which checks the environment's spaces) and return its Plan.
     Raises UserError with one line for anything a trial would reject."""
-    from gymlab.agents import algorithm
-    from gymlab.agents.base import resolve_configs
+    from gymlab.core.algorithm import resolve_configs
+    from gymlab.registry import algorithm
     from gymlab.core.config import coerce
     from gymlab.core.envs import check_env_id
     from gymlab.core.run import RunConfig
@@ -129,13 +129,13 @@ def check_space(algo: str, env: str, space: Mapping[str, Any], fixed: Mapping[st
         try:
             value = coerce(types_[key], value, key)
             _check_type(types_[key], value, key)
-            resolve_configs(algo, cls.Config, env, {**fixed, key: value})
+            resolve_configs(cls, env, {**fixed, key: value})
         except UserError as exc:
             message = str(exc).removeprefix(f"{key}: ")
             raise UserError(f"{what}: {message}") from None
         return value
 
-    base_run, _ = resolve_configs(algo, cls.Config, env, fixed)
+    base_run, _ = resolve_configs(cls, env, fixed)
     if build_agent:  # the environment's spaces, the networks: what every trial starts with
         cls(env, **{**fixed, "logdir": None, "progress": False})
     checked: dict[str, Spec] = {}

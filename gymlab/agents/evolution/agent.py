@@ -4,7 +4,6 @@ batched evaluation, checkpoints of the search state, and acting with the best ne
 from __future__ import annotations
 
 import dataclasses
-import sys
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -21,16 +20,10 @@ from gymlab.core.config import require
 from gymlab.core.envs import make_env
 from gymlab.core.errors import UserError
 from gymlab.core.evaluation import EvalResult
-from gymlab.core.logger import Progress
 from gymlab.core.normalize import RunningMeanStd
 from gymlab.core.run import RunConfig, generator_state, set_generator_state
-from gymlab.core.session import NonFiniteLoss, TrainingSession
+from gymlab.core.session import NonFiniteLoss, Session
 from gymlab.core.spaces import ObservationEncoder
-
-RUN_DEFAULTS = {"total_steps": 10**15, "eval_every": 1, "log_every": 1}
-"""Run options of ga and es unless given: no step budget (theirs is `generations`), and an
-evaluation and a log line after every generation (each one is at least one step)."""
-
 
 @dataclass(frozen=True)
 class EvolutionConfig:
@@ -70,29 +63,18 @@ class EvolutionConfig:
         require(self.init_std > 0, f"init_std must be positive, got {self.init_std}")
 
 
-class GenerationProgress(Progress):
-    """Progress in generations, with one line per generation (the tutorial's output)."""
-
-    def report(self, generation: int, line: str) -> None:
-        if self.bar is not None:
-            self.bar.write(line, file=self.stream)
-            self.bar.update(generation - self.bar.n)
-        elif self.enabled:
-            print(line, file=self.stream, flush=True)
-
-    def update(self, step: int) -> None:  # the session's env steps: shown in the lines
-        pass
-
-
 class EvolutionAgent(Agent):
     """Base of GA and ES: subclasses set `algo`, `Config` and build `self.strategy`, an
     object with ask() -> [N, D] candidates, tell(fitness [N]), best() -> the network to act
     with [D], scalars() -> what to log, and state_dict()/load_state_dict()."""
 
     config: EvolutionConfig
-
-    def __init__(self, env: str = "CartPole-v1", **overrides: Any) -> None:
-        super().__init__(env, **{**RUN_DEFAULTS, **overrides})
+    unit = "generation"
+    RUN_DEFAULTS = {"total_steps": 10**15, "eval_every": 1, "log_every": 1}
+    """No step budget (theirs is `generations`), and an evaluation and a log line after every
+    generation (each one is at least one step)."""
+    RESUMABLE = Agent.RESUMABLE | {"generations", "workers", "ray_address"}
+    """generations extends the run; the results do not depend on where they are computed."""
 
     def _setup(self, run_config: RunConfig, config: Any) -> None:
         if config.max_episode_steps is not None:  # so eval, record and plot see it too
@@ -111,7 +93,7 @@ class EvolutionAgent(Agent):
         if time_limit(run.env, run.env_kwargs) is None:
             raise UserError(f"{run.env} has no time limit: give one with --max-episode-steps")
         if cfg.ray_address is not None:
-            from gymlab.tune.cluster import check_ray_address
+            from gymlab.core.ray import check_ray_address
 
             check_ray_address(cfg.ray_address)
         self.spec = MLPSpec((self.encoder.size, *cfg.hidden_sizes, self.head.size),
@@ -141,8 +123,23 @@ class EvolutionAgent(Agent):
 
     def evaluate(self, episodes: int = 10, seed: int | None = None) -> EvalResult:
         seed = self.run_config.seed + 2_000_000 if seed is None else seed
-        return BatchedEvaluator(self.run_config.env, self.run_config.env_kwargs, episodes,
-                                seed)(self.batch_policy())
+        evaluator = BatchedEvaluator(self.run_config.env, self.run_config.env_kwargs, episodes,
+                                     seed)
+        try:
+            return evaluator(self.batch_policy())
+        finally:
+            evaluator.close()
+
+    def make_evaluator(self) -> BatchedEvaluator:
+        """The same seeded episodes as Agent's evaluator, played as one batch."""
+        run = self.run_config
+        return BatchedEvaluator(run.env, run.env_kwargs, run.eval_episodes, run.seed + 1_000_000)
+
+    def progress_total(self) -> int:
+        return self.config.generations
+
+    def progress_count(self) -> int:
+        return self.generation
 
     # -- the generation loop ------------------------------------------------------------------
     def learn(self, total_steps: int | None = None, on_eval: Any = None,
@@ -153,16 +150,8 @@ class EvolutionAgent(Agent):
             self.config = dataclasses.replace(self.config, generations=generations)
         return super().learn(total_steps, on_eval)  # type: ignore[return-value]
 
-    def _learn(self, session: TrainingSession) -> None:
+    def _learn(self, session: Session) -> None:
         cfg, run = self.config, self.run_config
-        if session.evaluator is not None:  # the same seeded episodes, in one batch
-            session.evaluator.close()
-            session.evaluator = BatchedEvaluator(  # type: ignore[assignment]
-                run.env, run.env_kwargs, run.eval_episodes, run.seed + 1_000_000)
-        session.progress.close()
-        session.progress = progress = GenerationProgress(
-            cfg.generations, self.generation, f"{self.algo} {run.env}", run.progress,
-            sys.stderr, unit="generation")
         stop = lambda: session.interrupt.requested  # noqa: E731
         with PopulationEvaluator(run.env, run.env_kwargs, self.spec, self.head, cfg.workers,
                                  cfg.ray_address) as evaluate:
@@ -196,7 +185,7 @@ class EvolutionAgent(Agent):
                            **self.strategy.scalars()}
                 if session.log_due(self.step):
                     session.log(self.step, scalars)
-                progress.report(self.generation, (
+                session.progress.write((
                     f"generation {self.generation}/{cfg.generations}: highest fitness "
                     f"{fitness.max():.2f}, average {fitness.mean():.2f} ({result.steps:,} steps,"
                     f" {result.steps / seconds / 1e6:.2f} M steps/s)"))
@@ -209,18 +198,6 @@ class EvolutionAgent(Agent):
                                          count)
 
     # -- state --------------------------------------------------------------------------------
-    RESUMABLE = ("generations", "workers", "ray_address")
-    """Fields of the config a loaded or resumed run may change (the results do not depend on
-    where they are computed; generations extends the run)."""
-
-    @classmethod
-    def load(cls, path: Any, **overrides: Any) -> EvolutionAgent:
-        own = {key: overrides.pop(key) for key in list(overrides) if key in cls.RESUMABLE}
-        agent = super().load(path, **overrides)
-        if own:
-            agent.config = dataclasses.replace(agent.config, **own)
-        return agent  # type: ignore[return-value]
-
     def _search_state(self) -> dict[str, Any]:
         return {"strategy": self.strategy.state_dict(), "rng": generator_state(self.rng),
                 "episode_rng": generator_state(self.episode_rng)}

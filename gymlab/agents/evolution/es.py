@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
@@ -184,6 +184,12 @@ class ES(EvolutionAgent):
     algo = "es"
     Config = ESConfig
     config: ESConfig
+    TUNED: ClassVar[dict[str, dict[str, Any]]] = {
+        # tuned for time to solve: SNES from a wide search distribution
+        # (benchmarks/neuroevolution.py compares it with OpenAI-ES)
+        "CartPole-v1": {"strategy": "snes", "sigma": 1.0},
+    }
+    """Tuned values per environment."""
 
     def _make_strategy(self) -> OpenAIES | SNES:
         mean = self.spec.init(self.rng, 1, self.config.init_std)[0]
