@@ -21,7 +21,7 @@ and HalfCheetahDir adaptation.
 3. training: the plain training loop (MAML.train_batch: sampling and meta-update, as a run
    does it), CPU and wall seconds per batch, medians over --speed-batches batches, in fresh
    processes that alternate: glibc's allocator as it comes, and as gymlab sets it
-   (gymlab/core/allocator.py), both on torch ops, then gymlab as it runs (native.py's
+   (gymlab/agents/maml/allocator.py), both on torch ops, then gymlab as it runs (native.py's
    sweeps), on one thread and with num_workers 2 (two threads).
 4. cheetah: HalfCheetahDir-v0 (needs the mujoco extra): before- and after-update returns
    over --cheetah-batches meta-batches of a small budget (--cheetah-tasks tasks, 20
@@ -45,9 +45,10 @@ from pathlib import Path
 
 import torch
 
-from gymlab.agents.maml import MAML, MAMLConfig, native, trainer
+from gymlab.agents.maml import MAML, MAMLConfig, fast, trainer
 from gymlab.agents.maml import metalearner as ml
-from gymlab.agents.maml.trpo import flat, hessian_vector_product
+from gymlab.agents.maml.fast import native
+from gymlab.agents.maml.trpo import flat
 
 PAPER = {0: -40.4, 1: -11.7, 2: -3.3, 3: -3.2}
 
@@ -140,18 +141,33 @@ native.py's sweeps, on 1 and 2 threads."""
 
 def meta_update(path: str, policy, batch, cfg) -> None:
     if path == "gymlab":
-        ml.trpo_step(policy, batch, cfg)
+        ml.trpo_step(policy, fast.meta_objective(policy, batch, cfg), cfg)
     elif path == "torch-ops":
         usable, native.usable = native.usable, lambda like: False
         try:
-            ml.trpo_step(policy, batch, cfg)
+            ml.trpo_step(policy, fast.meta_objective(policy, batch, cfg), cfg)
         finally:
             native.usable = usable
     elif path == "gymlab-2-threads":
-        ml.trpo_step(policy, batch, dataclasses.replace(cfg, num_workers=2))
+        cfg = dataclasses.replace(cfg, num_workers=2)
+        ml.trpo_step(policy, fast.meta_objective(policy, batch, cfg), cfg)
     else:
-        ml.trpo_step(policy, batch, cfg, ReferenceMethodObjective if path == "reference-method"
+        objective = (ReferenceMethodObjective if path == "reference-method"
                      else ml.AutogradMetaObjective)
+        ml.trpo_step(policy, objective(policy, batch, cfg), cfg)
+
+
+def hessian_vector_product(kl: torch.Tensor, params: list[torch.Tensor], damping: float):
+    """v -> (H + damping I) v with H the exact Hessian of `kl` in `params`, the generic way:
+    the first derivative taken once with its graph, each product differentiating its dot
+    with v again (through whatever `kl` was computed from: here, the inner update)."""
+    grads = flat(torch.autograd.grad(kl, params, create_graph=True))
+
+    def product(vector: torch.Tensor) -> torch.Tensor:
+        hv = torch.autograd.grad(grads @ vector.detach(), params, retain_graph=True)
+        return flat(hv) + damping * vector
+
+    return product
 
 
 class ReferenceMethodObjective(ml.AutogradMetaObjective):

@@ -17,15 +17,16 @@ import pytest
 import torch
 
 import gymlab.envs  # noqa: F401
-from gymlab.agents.maml import MAML, MAMLConfig, analytic, gaussian_mlp, trainer
+from gymlab.agents.maml import MAML, MAMLConfig, allocator, fast, trainer
 from gymlab.agents.maml import metalearner as ml
 from gymlab.agents.maml.episodes import (
-    Episodes,
     LinearFeatureBaseline,
+    TaskEpisodes,
     discount_matrix,
     fit_advantages,
     gae,
 )
+from gymlab.agents.maml.fast import analytic, gaussian_mlp, native
 from gymlab.agents.maml.policy import (
     CategoricalMLPPolicy,
     GaussianMLPPolicy,
@@ -33,14 +34,7 @@ from gymlab.agents.maml.policy import (
     per_task,
 )
 from gymlab.agents.maml.samplers import VectorEnvBatch, rollout
-from gymlab.agents.maml.trpo import (
-    conjugate_gradient,
-    flat,
-    hessian_vector_product,
-    line_search,
-    set_flat,
-)
-from gymlab.core import allocator
+from gymlab.agents.maml.trpo import conjugate_gradient, flat, line_search, set_flat
 from gymlab.envs.navigation import NavigationBatch
 from tests.test_cli import assert_one_line_error, run_main
 
@@ -132,12 +126,12 @@ def test_vector_env_sampler_equals_the_tensor_program():
 
 
 # -- baseline and advantages ------------------------------------------------------------------
-def fake_episodes(k=3, b=4, t=6, obs=2, act=2, seed=0, dtype=torch.float64) -> Episodes:
+def fake_episodes(k=3, b=4, t=6, obs=2, act=2, seed=0, dtype=torch.float64) -> TaskEpisodes:
     g = torch.Generator().manual_seed(seed)
     mask = torch.ones(k, b, t, dtype=dtype)
     mask[0, 1, 3:] = 0  # episodes that ended early
     mask[2, 0, 1:] = 0
-    ep = Episodes(obs=torch.randn(k, b, t, obs, generator=g, dtype=dtype) * mask[..., None],
+    ep = TaskEpisodes(obs=torch.randn(k, b, t, obs, generator=g, dtype=dtype) * mask[..., None],
                   actions=torch.randn(k, b, t, act, generator=g, dtype=dtype),
                   rewards=torch.randn(k, b, t, generator=g, dtype=dtype) * mask, mask=mask)
     ep.advantages = torch.randn(k, b, t, generator=g, dtype=dtype) * mask
@@ -253,9 +247,10 @@ def test_kl_hessian_product_is_the_exact_hessian(steps, discrete):
     _, kl, old, adapted, inner = ml.surrogate(policy, params, batch, cfg, None, True)
     ours = ml.kl_hessian_product(policy, leaves, adapted, inner, batch.valid, old, cfg.fast_lr,
                                  0.0)
-    full = hessian_vector_product(kl, leaves, 0.0)  # d/dtheta (v . d KL/dtheta), all terms
     v = torch.randn(sum(p.numel() for p in leaves), dtype=torch.float64)
-    torch.testing.assert_close(ours(v), full(v), rtol=1e-9, atol=1e-11)
+    kl_grad = flat(torch.autograd.grad(kl, leaves, create_graph=True))
+    full = flat(torch.autograd.grad(kl_grad @ v, leaves, retain_graph=True))  # all terms
+    torch.testing.assert_close(ours(v), full, rtol=1e-9, atol=1e-11)
     assert ours(v).abs().max() > 1e-3  # not trivially zero
 
     def kl_grad(theta_shift):  # central finite differences of the KL's gradient
@@ -298,7 +293,8 @@ def test_first_order_really_drops_the_second_order_terms():
     fomaml = meta_gradient(policy, batch, cfg)
     # first-order MAML's gradient: each task's gradient at its adapted parameters, averaged
     params = dict(policy.named_parameters())
-    adapted, _ = ml.adapt(policy, params, batch.train, cfg.fast_lr, create_graph=False)
+    adapted, _ = ml.adapt(policy, per_task(params, 3), batch.train, cfg.fast_lr,
+                          create_graph=False)
     phi = {n: p.detach().requires_grad_() for n, p in adapted.items()}
     dist = ml.forward_tasks(policy, phi, batch.valid.obs)
     loss = -ml.weighted_mean(batch.valid.advantages * torch.exp(
@@ -366,7 +362,7 @@ def test_sampling_adapts_by_hand_as_autograd_does(monkeypatch):
         agent.family.unwrapped.sample_tasks(3, agent.task_rng))).valid
     agent.policy.double()
     params = per_task(dict(agent.policy.named_parameters()), 3)
-    expected = ml.adapt_step(agent.policy, params, episodes, 0.1, create_graph=False)
+    expected, _ = ml.adapt(agent.policy, params, [episodes], 0.1, create_graph=False)
     monkeypatch.setattr(analytic, "CHUNK_ELEMENTS", 1)  # one task per chunk
     ours = analytic.adapted_parameters(agent.policy, params, episodes, 0.1)
     for name, value in expected.items():
@@ -378,24 +374,36 @@ def test_trpo_step_is_the_same_through_either_objective():
     by autograd's, passed as trpo_step's objective, in float64."""
     policy, batch, cfg = small_problem(steps=2)
     twin = copy.deepcopy(policy)
-    ours = ml.trpo_step(policy, batch, cfg)
-    theirs = ml.trpo_step(twin, batch, cfg, ml.AutogradMetaObjective)
+    ours = ml.trpo_step(policy, fast.meta_objective(policy, batch, cfg), cfg)
+    theirs = ml.trpo_step(twin, ml.AutogradMetaObjective(twin, batch, cfg), cfg)
     assert ours.line_search_steps == theirs.line_search_steps > 0
     assert ours.loss_after == pytest.approx(theirs.loss_after, rel=1e-8)
     torch.testing.assert_close(flat(policy.parameters()), flat(twin.parameters()),
                                rtol=1e-9, atol=1e-11)
 
 
-def test_trpo_step_uses_the_hand_derived_objective_for_gaussian_mlps():
-    policy, batch, cfg = small_problem()
-    assert isinstance(ml.meta_objective(policy, batch, cfg), analytic.GaussianMetaObjective)
+def test_the_seam_picks_c_then_hand_derived_torch_then_autograd(monkeypatch):
+    """fast.path: C for float32 Gaussian MLPs where the library builds, the hand-derived
+    torch ops for other Gaussian MLPs, autograd's reference for other policies; the
+    meta-objective follows it, and GYMLAB_NATIVE=0 switches C off."""
+    policy, batch, cfg = small_problem()  # float64
+    assert fast.path(policy) == "torch"
+    assert isinstance(fast.meta_objective(policy, batch, cfg), analytic.GaussianMetaObjective)
+    assert fast.path(policy.float()) == ("c" if native.library() is not None else "torch")
     discrete, batch, cfg = small_problem(discrete=True)
-    assert isinstance(ml.meta_objective(discrete, batch, cfg), ml.AutogradMetaObjective)
+    assert fast.path(discrete) == "autograd"
+    assert isinstance(fast.meta_objective(discrete, batch, cfg), ml.AutogradMetaObjective)
+    monkeypatch.setenv("GYMLAB_NATIVE", "0")
+    native.library.cache_clear()
+    try:
+        assert fast.path(policy.float()) == "torch"
+    finally:
+        native.library.cache_clear()
 
 
 def test_maml_keeps_freed_memory_for_reuse(monkeypatch):
-    """A MAML agent sets the allocator's thresholds (a third of the meta-update's CPU went
-    to page faults without them: benchmarks/maml.py --parts training); glibc takes them."""
+    """A MAML agent sets the allocator's thresholds (benchmarks/maml.py --parts training
+    measures what they save); glibc takes them."""
     calls = []
     monkeypatch.setattr(trainer, "reuse_freed_memory", lambda: calls.append(True))
     MAML(meta_batch_size=2, fast_batch_size=2, output_folder=None, progress=False)
@@ -404,7 +412,7 @@ def test_maml_keeps_freed_memory_for_reuse(monkeypatch):
 
 
 def test_episodes_select_takes_every_field_of_some_tasks():
-    episodes = Episodes(torch.randn(4, 2, 3, 2), torch.randn(4, 2, 3, 2), torch.randn(4, 2, 3),
+    episodes = TaskEpisodes(torch.randn(4, 2, 3, 2), torch.randn(4, 2, 3, 2), torch.randn(4, 2, 3),
                         torch.ones(4, 2, 3))
     part = episodes.select(slice(1, 3))
     assert part.advantages is None
@@ -438,7 +446,7 @@ def test_per_task_parameters_give_each_task_its_own_gradient():
     per_task_grads = torch.autograd.grad(both.sum(), list(params.values()))
     single = []
     for k in range(3):
-        ep = Episodes(*(getattr(batch.train[0], f)[k:k + 1] for f in
+        ep = TaskEpisodes(*(getattr(batch.train[0], f)[k:k + 1] for f in
                         ("obs", "actions", "rewards", "mask", "advantages")))
         loss = ml.inner_loss(policy, per_task(params, 1), ep).sum()
         single.append(flat(torch.autograd.grad(loss, list(params.values()))))

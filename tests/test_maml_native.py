@@ -1,4 +1,4 @@
-"""MAML's fused C sweeps (gymlab/agents/maml/sweeps.c, passes.c and kernels.h, through
+"""MAML's C code (gymlab/agents/maml/fast/: sweeps.c, passes.c and kernels.h, through
 native.py): the same numbers as autograd and as the torch ops, the build, its cache and the
 fallback."""
 
@@ -10,9 +10,10 @@ import os
 import pytest
 import torch
 
-from gymlab.agents.maml import MAML, analytic, native, samplers
+from gymlab.agents.maml import MAML, fast
 from gymlab.agents.maml import metalearner as ml
 from gymlab.agents.maml.episodes import MetaBatch
+from gymlab.agents.maml.fast import analytic, native
 from gymlab.agents.maml.policy import GaussianMLPPolicy
 from gymlab.agents.maml.trpo import flat, set_flat
 from tests.test_maml import fake_episodes
@@ -184,7 +185,7 @@ def test_sampler_policy_is_the_modules_to_rounding(own_parameters):
     params = ({n: p + 0.1 * torch.randn(4, *p.shape) for n, p in shared.items()}
               if own_parameters else None)
     obs = torch.randn(4, 7, 2)
-    ours = samplers.policy_of_tasks(policy, params, 4)(obs)
+    ours = fast.sampling_policy(policy, params, 4)(obs)
     theirs = policy(obs) if params is None else ml.forward_tasks(policy, params, obs)
     for a, b in zip(ours, theirs):
         torch.testing.assert_close(a, b, rtol=0, atol=2e-6)

@@ -5,9 +5,13 @@
 - episodes.py: batches of K tasks x B episodes, the linear feature baseline, GAE
 - samplers.py: collecting every task's episodes at once (tensor program or worker processes)
 - trpo.py: Hessian-vector products, conjugate gradient, line search
-- metalearner.py: the MAML-TRPO update, top to bottom
+- metalearner.py: the MAML-TRPO update, top to bottom (the reference, autograd)
+- fast/: the same update from hand-derived derivatives, as torch ops or C, behind one seam
+- allocator.py: glibc's thresholds, so the meta-update's large tensors reuse freed memory
 - trainer.py: `MAML`, a run (run directory, checkpoints, resume) and its evaluation
 - evaluation.py: the adaptation curve (returns after 0, 1, ... inner steps), plotted
+
+docs/maml.md has the derivation of the meta-update and the notes on the fast paths.
 """
 
 from gymlab.agents.maml.config import FAMILIES, MAMLConfig

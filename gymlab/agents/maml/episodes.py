@@ -1,9 +1,10 @@
 """A batch of episodes of K tasks, the linear feature baseline, and GAE advantages.
 
-Episodes are padded to the longest one: every tensor is [K tasks, B episodes, T steps, ...]
-with `mask` 1 on the steps that happened. The baseline (Duan et al., 2016) is a ridge
-regression of the discounted returns on [obs, obs^2, t, t^2, t^3, 1] with t = step / 100,
-fitted per task on that task's episodes, the fit redone on every batch.
+`TaskEpisodes` holds B episodes of each of K tasks, padded to the longest one: every tensor
+is [K tasks, B episodes, T steps, ...] with `mask` 1 on the steps that happened. The
+baseline (Duan et al., 2016) is a ridge regression of the discounted returns on [obs,
+obs^2, t, t^2, t^3, 1] with t = step / 100, fitted per task on that task's episodes, the
+fit redone on every batch.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import torch
 
 
 @dataclass
-class Episodes:
+class TaskEpisodes:
     """K tasks x B episodes x T steps, padded; advantages are set by `fit_advantages`."""
 
     obs: torch.Tensor
@@ -37,10 +38,10 @@ class Episodes:
     def steps(self) -> int:
         return int(self.mask.sum().item())
 
-    def select(self, tasks: slice) -> Episodes:
+    def select(self, tasks: slice) -> TaskEpisodes:
         """These tasks' episodes (views)."""
-        return Episodes(**{f.name: None if (t := getattr(self, f.name)) is None else t[tasks]
-                           for f in fields(self)})
+        return TaskEpisodes(**{f.name: None if (t := getattr(self, f.name)) is None
+                               else t[tasks] for f in fields(self)})
 
 
 @dataclass
@@ -48,8 +49,8 @@ class MetaBatch:
     """What one meta-update learns from: the inner-loop episodes of each step, and the
     episodes of the adapted policies."""
 
-    train: list[Episodes]
-    valid: Episodes
+    train: list[TaskEpisodes]
+    valid: TaskEpisodes
 
 
 def discount_matrix(length: int, factor: float, device: torch.device) -> torch.Tensor:
@@ -74,7 +75,7 @@ class LinearFeatureBaseline:
         """Per task, the regularisation the last fit ended with."""
 
     @staticmethod
-    def features(episodes: Episodes) -> torch.Tensor:
+    def features(episodes: TaskEpisodes) -> torch.Tensor:
         """[K, B, T, 2 * obs_size + 4] float64, zero where masked."""
         obs = episodes.obs.double()
         mask = episodes.mask.double().unsqueeze(-1)
@@ -103,7 +104,7 @@ class LinearFeatureBaseline:
             f"the linear baseline's fit failed for {int(todo.sum())} task(s) even with "
             f"regularisation {reg.max().item():g}")
 
-    def fit_predict(self, episodes: Episodes, returns: torch.Tensor) -> torch.Tensor:
+    def fit_predict(self, episodes: TaskEpisodes, returns: torch.Tensor) -> torch.Tensor:
         """Fit on the episodes' discounted `returns` [K, B, T]; predicted values [K, B, T]."""
         x = self.features(episodes)
         k, f = x.shape[0], x.shape[-1]
@@ -114,8 +115,8 @@ class LinearFeatureBaseline:
         return (x @ coeffs.view(k, 1, f, 1)).squeeze(-1)
 
 
-def fit_advantages(episodes: Episodes, baseline: LinearFeatureBaseline, gamma: float,
-                   tau: float) -> Episodes:
+def fit_advantages(episodes: TaskEpisodes, baseline: LinearFeatureBaseline, gamma: float,
+                   tau: float) -> TaskEpisodes:
     """Set `episodes.advantages`: GAE(gamma, tau) on the refitted baseline, normalised per
     task over the steps that happened. Returns the episodes."""
     mask = episodes.mask.double()

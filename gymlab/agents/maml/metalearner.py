@@ -17,12 +17,14 @@ adapted policies' distribution parameters in theta and M the KL's Hessian in tho
 parameters: the other term of the chain rule is multiplied by the KL's first derivative,
 which is zero there. J = J_f (I - fast_lr H_inner) per inner step, with H_inner the inner
 loss's Hessian, so a product costs two Hessian-vector products of the inner loss (double
-backprop through the inner update) and a Jacobian product each way of the policy. That
-is twice as fast as differentiating the KL's gradient again (which also computes the
-third derivatives that the zero multiplies), and the same numbers (tested). For Gaussian
-MLP policies, `trpo_step` takes the same quantities from analytic.py, where they are
-written out by hand (the same numbers again, about twice as fast); the autograd objective
-below serves the other policies and is the reference it is tested against.
+backprop through the inner update) and a Jacobian product each way of the policy, and
+never the third derivatives that differentiating the KL's gradient again would compute
+only for the zero to multiply them (the same numbers: tested).
+
+This module is the reference: autograd, any policy, the math in one place. `trpo_step`
+takes the objective as an argument; gymlab.agents.maml.fast picks it (for Gaussian MLP
+policies, the same quantities from derivatives written out by hand, in C or torch ops;
+docs/maml.md), and the tests hold every fast path to `AutogradMetaObjective`.
 """
 
 from __future__ import annotations
@@ -30,12 +32,12 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 
-from gymlab.agents.maml import analytic
 from gymlab.agents.maml.config import MAMLConfig
-from gymlab.agents.maml.episodes import Episodes, MetaBatch
+from gymlab.agents.maml.episodes import MetaBatch, TaskEpisodes
 from gymlab.agents.maml.policy import DistParams, Params, Policy, forward_tasks, per_task
 from gymlab.agents.maml.trpo import (
     conjugate_gradient,
@@ -51,14 +53,19 @@ def weighted_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (values * mask).sum((1, 2)) / mask.sum((1, 2)).clamp(min=1)
 
 
-def inner_loss(policy: Policy, params: Params, episodes: Episodes) -> torch.Tensor:
+def inner_loss(policy: Policy, params: Params, episodes: TaskEpisodes) -> torch.Tensor:
     """REINFORCE with the baseline's advantages, per task: [K]."""
     logp = policy.log_prob(forward_tasks(policy, params, episodes.obs), episodes.actions)
     return -weighted_mean(logp * episodes.advantages, episodes.mask)
 
 
-def inner_gradient(policy: Policy, params: Params, episodes: Episodes, create_graph: bool
-                   ) -> tuple[list[torch.Tensor], tuple[torch.Tensor, ...]]:
+InnerGradient = tuple[list[torch.Tensor], tuple[torch.Tensor, ...]]
+"""One inner step's parameters [K, ...] as a list, and every task's inner-loss gradient in
+them (with its graph when taken with `create_graph`)."""
+
+
+def inner_gradient(policy: Policy, params: Params, episodes: TaskEpisodes, create_graph: bool
+                   ) -> InnerGradient:
     """The parameters [K, ...] as a list and every task's inner-loss gradient in them.
 
     Task k's loss depends only on its own slice, so the gradient of the sum is each task's
@@ -70,39 +77,29 @@ def inner_gradient(policy: Policy, params: Params, episodes: Episodes, create_gr
                                        retain_graph=True)
 
 
-def adapt_step(policy: Policy, params: Params, episodes: Episodes, fast_lr: float,
-               create_graph: bool) -> Params:
-    """One inner policy-gradient step of every task: params entries [K, ...] -> [K, ...]."""
-    _, grads = inner_gradient(policy, params, episodes, create_graph)
-    return {name: p - fast_lr * g for (name, p), g in zip(params.items(), grads)}
-
-
-InnerStep = tuple[list[torch.Tensor], tuple[torch.Tensor, ...]]
-"""One inner step's parameters [K, ...] and its gradients (with their graph)."""
-
-
-def adapt(policy: Policy, params: Params, train: list[Episodes], fast_lr: float,
-          create_graph: bool) -> tuple[Params, list[InnerStep]]:
-    """theta'_k for every task after len(train) inner steps, as functions of `params`, and
-    the inner steps (when `create_graph`, for Hessian products of the inner losses)."""
-    adapted = per_task(params, train[0].mask.shape[0])
-    steps: list[InnerStep] = []
+def adapt(policy: Policy, params: Params, train: list[TaskEpisodes], fast_lr: float,
+          create_graph: bool) -> tuple[Params, list[InnerGradient]]:
+    """theta'_k for every task after len(train) inner steps from `params` (entries [K, ...],
+    each task's own), as functions of them, and the inner gradients (when `create_graph`,
+    kept for Hessian products of the inner losses)."""
+    kept: list[InnerGradient] = []
     for episodes in train:
-        step = inner_gradient(policy, adapted, episodes, create_graph)
+        step = inner_gradient(policy, params, episodes, create_graph)
         if create_graph:
-            steps.append(step)
-        adapted = {name: p - fast_lr * g for (name, p), g in zip(adapted.items(), step[1])}
-    return adapted, steps
+            kept.append(step)
+        params = {name: p - fast_lr * g for (name, p), g in zip(params.items(), step[1])}
+    return params, kept
 
 
 def surrogate(policy: Policy, params: Params, batch: MetaBatch, cfg: MAMLConfig,
               old: DistParams | None, second_order: bool
-              ) -> tuple[torch.Tensor, torch.Tensor, DistParams, Params, list[InnerStep]]:
+              ) -> tuple[torch.Tensor, torch.Tensor, DistParams, Params, list[InnerGradient]]:
     """Mean over tasks of the valid episodes' TRPO surrogate and of KL(old || adapted); the
     adapted policies' distributions (detached) serve as `old` when none is given. Also the
-    adapted parameters and the inner steps."""
+    adapted parameters and the inner gradients."""
     with torch.enable_grad():
-        adapted, steps = adapt(policy, params, batch.train, cfg.fast_lr,
+        tasks = batch.valid.mask.shape[0]
+        adapted, steps = adapt(policy, per_task(params, tasks), batch.train, cfg.fast_lr,
                                create_graph=second_order and not cfg.first_order)
         valid = batch.valid
         dist = forward_tasks(policy, adapted, valid.obs)
@@ -116,7 +113,7 @@ def surrogate(policy: Policy, params: Params, batch: MetaBatch, cfg: MAMLConfig,
 
 
 def kl_hessian_product(policy: Policy, leaves: list[torch.Tensor], adapted: Params,
-                       steps: list[InnerStep], valid: Episodes, old: DistParams,
+                       steps: list[InnerGradient], valid: TaskEpisodes, old: DistParams,
                        fast_lr: float, damping: float
                        ) -> Callable[[torch.Tensor], torch.Tensor]:
     """v -> (H + damping I) v, H the exact Hessian in theta of the mean KL(old || adapted)
@@ -130,7 +127,7 @@ def kl_hessian_product(policy: Policy, leaves: list[torch.Tensor], adapted: Para
     kl_grad = torch.autograd.grad(kl, outputs, create_graph=True)
     tasks = valid.mask.shape[0]
 
-    def inner_hessian(step: InnerStep, w: list[torch.Tensor]) -> list[torch.Tensor]:
+    def inner_hessian(step: InnerGradient, w: list[torch.Tensor]) -> list[torch.Tensor]:
         inputs, grads = step
         hw = torch.autograd.grad(grads, inputs, w, retain_graph=True)
         return [a - fast_lr * b for a, b in zip(w, hw)]  # (I - fast_lr H_inner) w
@@ -147,6 +144,19 @@ def kl_hessian_product(policy: Policy, leaves: list[torch.Tensor], adapted: Para
         return flat(t.sum(0) for t in z) + damping * vector
 
     return product
+
+
+class MetaObjective(Protocol):
+    """What TRPO's step needs of the meta-objective at theta, in flat vectors."""
+
+    def loss_and_gradient(self) -> tuple[float, torch.Tensor]:
+        """The surrogate at theta and its gradient."""
+
+    def fisher_product(self, vector: torch.Tensor) -> torch.Tensor:
+        """(H_KL + damping I) v."""
+
+    def evaluate(self, theta: torch.Tensor) -> tuple[float, float]:
+        """The surrogate and the mean KL from theta's adapted policies, at other parameters."""
 
 
 class AutogradMetaObjective:
@@ -175,16 +185,6 @@ class AutogradMetaObjective:
         return loss.item(), kl.item()
 
 
-def meta_objective(policy: Policy, batch: MetaBatch, cfg: MAMLConfig
-                   ) -> AutogradMetaObjective | analytic.GaussianMetaObjective:
-    """The hand-derived objective for Gaussian MLPs (analytic.py, the same numbers about
-    twice as fast), autograd's for the rest."""
-    if analytic.supports(policy):
-        return analytic.GaussianMetaObjective(policy, batch, cfg.fast_lr, cfg.first_order,
-                                              cfg.cg_damping, cfg.num_workers)
-    return AutogradMetaObjective(policy, batch, cfg)
-
-
 @dataclass
 class StepStats:
     loss_before: float
@@ -194,15 +194,9 @@ class StepStats:
     """Steps the line search tried until it accepted one (0: none passed, theta kept)."""
 
 
-ObjectiveFactory = Callable[[Policy, MetaBatch, MAMLConfig],
-                            AutogradMetaObjective | analytic.GaussianMetaObjective]
-
-
-def trpo_step(policy: Policy, batch: MetaBatch, cfg: MAMLConfig,
-              make_objective: ObjectiveFactory = meta_objective) -> StepStats:
-    """One meta-update of the policy's parameters in place (`make_objective`: how the
-    objective's derivatives are computed, `meta_objective`'s choice by default)."""
-    objective = make_objective(policy, batch, cfg)
+def trpo_step(policy: Policy, objective: MetaObjective, cfg: MAMLConfig) -> StepStats:
+    """One meta-update of the policy's parameters in place, from `objective` (the policy's
+    meta-objective on a meta-batch: `AutogradMetaObjective`, or fast.meta_objective's)."""
     old_loss, grads = objective.loss_and_gradient()
     direction, fisher_direction = conjugate_gradient(objective.fisher_product, grads,
                                                      cfg.cg_iters)

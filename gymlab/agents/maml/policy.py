@@ -5,9 +5,9 @@ The inner loop adapts a *dictionary* of parameters, never a copy of the module:
 tasks' own parameters (each entry [K, ...]) on their own observations [K, ...] in one call,
 which is how the sampler and the meta-objective treat all tasks of a meta-batch at once: the
 layers are `TaskLinear`, whose batched matmul takes weights with or without a leading task
-dimension. (`torch.func.vmap` over `functional_call` computes the same and was measured no
-faster here; plain batched matmuls keep the graph that the meta-update differentiates two
-more times made of ordinary autograd ops.)
+dimension. (`torch.func.vmap` over `functional_call` computes the same; plain batched
+matmuls keep the graph that the meta-update differentiates two more times made of ordinary
+autograd ops.)
 
 A policy's forward returns the distribution's parameters as a tuple of tensors: (mean,
 log_std) for a Gaussian, (logits,) for a categorical.

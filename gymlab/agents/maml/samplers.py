@@ -1,7 +1,8 @@
 """Collecting K tasks x B episodes at once.
 
-`rollout` runs one policy forward for every episode of every task per time step; what it
-steps is a batch environment with `reset(tasks, episodes, seeds)` and `step(actions)`:
+`rollout` runs one policy forward for every episode of every task per time step (through
+fast.sampling_policy); what it steps is a batch environment with `reset(tasks, episodes,
+seeds)` and `step(actions)`:
 
 - `NavigationBatch` (gymlab.envs.navigation): 2D navigation as one tensor program;
 - `VectorEnvBatch`: any task family through gymnasium's SyncVectorEnv, the K x B
@@ -14,7 +15,6 @@ from __future__ import annotations
 
 import multiprocessing
 import signal
-from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any, Protocol
 
@@ -22,10 +22,9 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from gymlab.agents.maml import native
-from gymlab.agents.maml.episodes import Episodes
-from gymlab.agents.maml.gaussian_mlp import GaussianMLP, supports
-from gymlab.agents.maml.policy import DistParams, Params, Policy, forward_tasks, per_task
+from gymlab.agents.maml import fast
+from gymlab.agents.maml.episodes import TaskEpisodes
+from gymlab.agents.maml.policy import Params, Policy
 
 
 class BatchEnv(Protocol):
@@ -41,42 +40,17 @@ class BatchEnv(Protocol):
     def close(self) -> None: ...
 
 
-def policy_of_tasks(policy: Policy, params: Params | None, tasks: int
-                    ) -> Callable[[torch.Tensor], DistParams]:
-    """obs [K, B, d] -> the distributions of the shared policy (params None) or of each
-    task's own parameters (entries [K, ...]). A Gaussian MLP's mean comes from
-    native.py's forward pass where it runs: one call per time step in place of a module
-    call per layer (and torch's tanh, 4 ns an element here): a 2D navigation meta-batch
-    sampled in 0.16 CPU-s instead of 0.24."""
-    if not (supports(policy) and native.usable(next(policy.parameters()))):
-        if params is None:
-            return policy
-        return lambda obs: forward_tasks(policy, params, obs)
-    net = GaussianMLP(policy)
-    if params is None:
-        params = per_task(dict(policy.named_parameters()), tasks)
-    own = {name: p.detach().contiguous() for name, p in params.items()}
-    log_std = own["log_std"].clamp(min=net.min_log_std).unsqueeze(1)
-    mean_of = native.ForwardPass(net.layers, own, net.tanh)
-
-    def distribution(obs: torch.Tensor) -> DistParams:
-        _, _, mean = mean_of(obs)  # obs [K, B, d], float32 from either batch env
-        return mean, log_std.expand_as(mean)
-
-    return distribution
-
-
 @torch.no_grad()
 def rollout(env: BatchEnv, policy: Policy, params: Params | None, tasks: list[dict[str, Any]],
             episodes: int, generator: torch.Generator, seeds: np.ndarray | None = None,
-            action_scale: float = 1.0) -> Episodes:
+            action_scale: float = 1.0) -> TaskEpisodes:
     """B episodes of each task with the shared policy (params None) or each task's own
     parameters (entries [K, ...]); every tensor padded to the longest episode. The env gets
     the actions divided by `action_scale`; the episodes keep the policy's."""
     obs = env.reset(tasks, episodes, seeds)
     alive = torch.ones(obs.shape[:2], dtype=torch.bool, device=obs.device)
     trace: dict[str, list[torch.Tensor]] = {"obs": [], "actions": [], "rewards": [], "mask": []}
-    distribution = policy_of_tasks(policy, params, obs.shape[0])
+    distribution = fast.sampling_policy(policy, params, obs.shape[0])
     for _ in range(env.max_episode_steps):
         dist = distribution(obs)
         actions = policy.sample(dist, generator)
@@ -91,7 +65,7 @@ def rollout(env: BatchEnv, policy: Policy, params: Params | None, tasks: list[di
         obs = next_obs
         if not alive.any():
             break
-    return Episodes(**{key: torch.stack(values, 2) for key, values in trace.items()})
+    return TaskEpisodes(**{key: torch.stack(values, 2) for key, values in trace.items()})
 
 
 # -- gymnasium environments in worker processes --------------------------------------------------

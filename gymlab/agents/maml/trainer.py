@@ -22,7 +22,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from gymlab.agents.maml import analytic
+from gymlab.agents.maml import fast
+from gymlab.agents.maml.allocator import reuse_freed_memory
 from gymlab.agents.maml.config import (
     FAMILIES,
     FAMILY_DEFAULTS,
@@ -30,12 +31,11 @@ from gymlab.agents.maml.config import (
     family_env,
     resolve_env,
 )
-from gymlab.agents.maml.episodes import Episodes, LinearFeatureBaseline, fit_advantages
+from gymlab.agents.maml.episodes import LinearFeatureBaseline, TaskEpisodes, fit_advantages
 from gymlab.agents.maml.evaluation import AdaptationCurve
-from gymlab.agents.maml.metalearner import MetaBatch, adapt_step, trpo_step
+from gymlab.agents.maml.metalearner import MetaBatch, trpo_step
 from gymlab.agents.maml.policy import Params, make_policy, parameters, per_task
 from gymlab.agents.maml.samplers import BatchEnv, VectorEnvBatch, rollout
-from gymlab.core.allocator import reuse_freed_memory
 from gymlab.core.config import build, to_dict
 from gymlab.core.errors import CheckpointError, UserError
 from gymlab.core.logger import Logger, Progress
@@ -83,7 +83,7 @@ class MAML:
         except (RuntimeError, AssertionError) as exc:
             raise UserError(f"device {cfg.device!r} is not usable here ({exc})") from None
         torch.set_num_threads(1)
-        reuse_freed_memory()  # the meta-update's tensors: see gymlab/core/allocator.py
+        reuse_freed_memory()  # the meta-update's tensors: see allocator.py
         torch.manual_seed(cfg.seed)
         self.family = family_env(self.env_id, kwargs)
         self.policy = make_policy(self.family.observation_space, self.family.action_space,
@@ -117,7 +117,7 @@ class MAML:
                                                      self.device)
         return self._samplers[key]
 
-    def sample(self, tasks: list[dict[str, Any]], episodes: int, params: Any) -> Episodes:
+    def sample(self, tasks: list[dict[str, Any]], episodes: int, params: Any) -> TaskEpisodes:
         env = self.sampler(len(tasks), episodes)
         seeds = self.task_rng.integers(2**31 - 1, size=len(tasks) * episodes)
         batch = rollout(env, self.policy, params, tasks, episodes, self.generator, seeds,
@@ -133,7 +133,7 @@ class MAML:
             adapted = self.adapted(adapted, train[-1])
         return MetaBatch(train, self.sample(tasks, cfg.fast_batch_size, adapted))
 
-    def adapted(self, params: Params | None, episodes: Episodes,
+    def adapted(self, params: Params | None, episodes: TaskEpisodes,
                 fast_lr: float | None = None) -> Params:
         """Every task's parameters after one inner step (of `fast_lr`, default the config's)
         on its episodes, detached (for sampling): from the policy's (params None) or from a
@@ -142,11 +142,8 @@ class MAML:
             shared = {k: v.detach().requires_grad_() for k, v in parameters(self.policy).items()}
             params = per_task(shared, episodes.mask.shape[0])
         lr = self.config.fast_lr if fast_lr is None else fast_lr
-        if analytic.supports(self.policy):
-            step = analytic.adapted_parameters(self.policy, params, episodes, lr)
-        else:
-            step = adapt_step(self.policy, params, episodes, lr, False)
-        return {k: v.detach().requires_grad_() for k, v in step.items()}
+        step = fast.adapted(self.policy, params, episodes, lr)
+        return {k: v.requires_grad_() for k, v in step.items()}
 
     # -- training -------------------------------------------------------------------------------
     def learn(self, num_batches: int | None = None) -> MAML:
@@ -194,7 +191,8 @@ class MAML:
         tasks = self.family.unwrapped.sample_tasks(self.config.meta_batch_size, self.task_rng)
         batch = self.sample_meta_batch(tasks)
         sampled = time.perf_counter()
-        stats = trpo_step(self.policy, batch, self.config)
+        stats = trpo_step(self.policy, fast.meta_objective(self.policy, batch, self.config),
+                          self.config)
         if not all(math.isfinite(p.sum().item()) for p in self.policy.parameters()):
             raise NonFiniteLoss("the policy's parameters are no longer finite")
         self.batch += 1

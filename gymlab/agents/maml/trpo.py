@@ -1,6 +1,6 @@
-"""TRPO's pieces (Schulman et al., 2015): Hessian-vector products of the mean KL (the
-generic double-backprop form; MAML's update uses the cheaper exact form of metalearner.py,
-tested against this one), conjugate gradient, and the backtracking line search."""
+"""TRPO's pieces (Schulman et al., 2015): flat parameter vectors, conjugate gradient, and
+the backtracking line search. The KL Hessian products CG needs are MAML's own
+(metalearner.kl_hessian_product)."""
 
 from __future__ import annotations
 
@@ -29,20 +29,6 @@ def set_flat(params: Sequence[torch.Tensor], vector: torch.Tensor) -> None:
         for p in params:
             p.copy_(vector[offset: offset + p.numel()].view_as(p))
             offset += p.numel()
-
-
-def hessian_vector_product(kl: torch.Tensor, params: Sequence[torch.Tensor],
-                           damping: float) -> Callable[[torch.Tensor], torch.Tensor]:
-    """v -> (H + damping I) v with H the exact Hessian of `kl` in `params`: the first
-    derivative is taken once with its graph kept, each product differentiates its dot
-    with v again (through whatever `kl` was computed from: here, the inner update)."""
-    grads = flat(torch.autograd.grad(kl, params, create_graph=True))
-
-    def product(vector: torch.Tensor) -> torch.Tensor:
-        hv = torch.autograd.grad(grads @ vector.detach(), params, retain_graph=True)
-        return flat(hv) + damping * vector
-
-    return product
 
 
 def conjugate_gradient(matvec: Callable[[torch.Tensor], torch.Tensor], b: torch.Tensor,

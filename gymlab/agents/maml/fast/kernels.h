@@ -15,7 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define TILE 192   /* steps per tile: 6-row blocks; a tile's buffers fit the 512 KiB L2 */
+#define TILE 192   /* steps per tile: 6-row blocks; a tile's buffers fit a 512 KiB L2 */
 #define MAX_LAYERS 16
 
 /* C[M, N] = (beta ? C : 0) + A B, A(i, k) = A[i * rsa + k * csa], B row-major [K, N] with

@@ -1,19 +1,18 @@
-"""The fused, tiled sweeps of sweeps.c and passes.c (on kernels.h) for the Gaussian MLP's
-meta-update, built on first use with the C compiler and cached.
+"""The C code of the Gaussian MLP's meta-update: built on first use, called through ctypes.
 
-sweeps.c holds the Gaussian MLP's forward and backward passes (`ForwardPass`,
-`backward`) and the two sweeps that make nearly all of a KL Hessian product's work: the
-inner loss's Hessian product (`inner_hessian_product`, with the first layer's sums of
-`first_layer_sums`) and J_f^T M J_f on the valid episodes (`jacobian_gram`). It runs each
-over tiles of one task's steps so that its intermediates stay in the cache, with its own
-AVX2/FMA matrix kernel; gaussian_mlp.py's torch ops compute the same numbers (to float32
-rounding) one whole tensor at a time. On the 2D navigation config a meta-batch takes
-0.64-0.75x the CPU time (benchmarks/maml.py --parts speed,training).
+passes.c holds the mean network's forward and backward passes (`ForwardPass`, `backward`)
+and the first layer's sums of an inner step (`first_layer_sums`, gaussian_mlp.FirstLayer);
+sweeps.c the two sweeps that make nearly all of a KL Hessian product's work: the inner
+loss's Hessian product (`inner_hessian_product`) and J_f^T M J_f on the valid episodes
+(`jacobian_gram`). Both run over tiles of one task's steps so that the intermediates stay
+in the cache, on kernels.h's AVX2/FMA matrix kernel; gaussian_mlp.py's torch ops compute
+the same numbers (to float32 rounding) one whole tensor at a time. benchmarks/maml.py
+--parts speed,training compares the two.
 
 Used for float32 CPU tensors when the CPU has AVX2 and FMA and a C compiler (`$CC`, else
-`cc`) builds the files; otherwise, or with GYMLAB_NATIVE=0, the torch path runs. The
-library is cached under $GYMLAB_CACHE (default ~/.cache/gymlab), named by a hash of the
-sources and the flags, so edited sources are rebuilt.
+`cc`) builds the files; otherwise, or with GYMLAB_NATIVE=0, the torch ops run. The library
+is cached under $GYMLAB_CACHE (default ~/.cache/gymlab), named by a hash of the sources and
+the flags, so edited sources are rebuilt.
 """
 
 from __future__ import annotations
@@ -26,20 +25,42 @@ import subprocess
 import warnings
 from functools import cache, cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 import torch
 
 from gymlab.agents.maml.policy import Params
 
-if TYPE_CHECKING:  # gaussian_mlp imports this module
-    from gymlab.agents.maml.gaussian_mlp import Forward, InnerStep
-
 Tensor = torch.Tensor
 SOURCE_DIR = Path(__file__).parent
+"""Where the C sources are: they ship inside the package (package data)."""
 SOURCES = ("sweeps.c", "passes.c")
 HEADERS = ("kernels.h",)
 FLAGS = ("-O3", "-mavx2", "-mfma", "-shared", "-fPIC")
+
+
+class Forward(Protocol):
+    """What the C code reads of a kept forward pass (gaussian_mlp.Forward)."""
+
+    inputs: list[Tensor]
+    slopes: list[Tensor]
+    free: Tensor
+
+
+class InnerStep(Protocol):
+    """What the C code reads of a kept inner step (gaussian_mlp.InnerStep)."""
+
+    params: Params
+    fwd: Forward
+    coeff: Tensor
+    diff: Tensor
+    scaled: Tensor
+    inv_var: Tensor
+    deltas: list[Tensor]
+    d_inputs: list[Tensor]
+    tanh: bool
+    first_layer: Any
+    """gaussian_mlp.FirstLayer (its sums t and u) or None."""
 
 
 def cache_dir() -> Path:
@@ -48,8 +69,8 @@ def cache_dir() -> Path:
 
 
 def build() -> Path:
-    """Compile sweeps.c and passes.c (once per source text and flags); the shared
-    library's path. Raises OSError or subprocess.CalledProcessError when it cannot."""
+    """Compile sweeps.c and passes.c (once per source text and flags, from SOURCE_DIR);
+    the shared library's path. Raises OSError or subprocess.CalledProcessError when it cannot."""
     compiler = os.environ.get("CC", "cc")
     path = shutil.which(compiler)
     if path is None:

@@ -5,9 +5,9 @@
  * each op reads and writes whole [tasks, steps, width] tensors (megabytes), so the sweeps
  * stream through memory many times; here each sweep runs over tiles of TILE steps of one
  * task at a time, so its intermediates stay in the core's cache, and the matrix products
- * are a register-blocked AVX2/FMA kernel (as fast as MKL on these shapes, and faster on
- * the thin ones). Same arithmetic as the torch path; sums are taken in another order, so
- * the numbers agree to float32 rounding (tested in tests/test_maml_native.py).
+ * are kernels.h's register-blocked AVX2/FMA kernel, shaped for these tiles (thin
+ * observations included). Same arithmetic as the torch path; sums are taken in another
+ * order, so the numbers agree to float32 rounding (tested in tests/test_maml_native.py).
  *
  * The layout of every array is kernels.h's; the passes (forward, backward, the first
  * layer's sums) are in passes.c. Built by native.py.

@@ -3,15 +3,14 @@ hand (gaussian_mlp.py).
 
 The meta-update needs the meta-gradient and, for every conjugate-gradient iteration, a
 product with the KL Hessian through the inner update: J^T M J with J = J_f (I - fast_lr H)
-per inner step (see metalearner.py). Autograd gets H w by differentiating its own backward
-pass (`ml.kl_hessian_product`), which records every intermediate of that backward pass and
-also computes derivatives that nothing uses; here H w, J_f and J_f^T are the R-operator's
-sweeps of gaussian_mlp.py, with autograd's numbers to rounding (tested in float64). Every
-term is a per-task one until the mean over tasks, so the objective is a sum over chunks of
-tasks small enough for the CPU's caches (with native.py's sweeps, which tile the steps
-themselves: NATIVE_CHUNKS), run on `num_workers` threads. On the 2D navigation config a
-meta-update takes about half the CPU time of the autograd path on torch ops, and about a
-third on native.py's sweeps (benchmarks/maml.py --parts speed).
+per inner step (metalearner.py). Autograd gets H w by differentiating its own backward pass
+(metalearner.kl_hessian_product), which records every intermediate of that backward pass
+and also computes derivatives that nothing uses; here H w, J_f and J_f^T are the
+R-operator's sweeps of gaussian_mlp.py, with autograd's numbers to rounding (tested in
+float64). Every term is a per-task one until the mean over tasks, so the objective is a sum
+over chunks of tasks small enough for the CPU's caches (with the C code, which tiles the
+steps itself: NATIVE_CHUNKS), run on `num_workers` threads. benchmarks/maml.py --parts
+speed times it against the autograd path.
 """
 
 from __future__ import annotations
@@ -21,28 +20,25 @@ from functools import cache, cached_property
 
 import torch
 
-from gymlab.agents.maml import native
-from gymlab.agents.maml.episodes import Episodes, MetaBatch
-from gymlab.agents.maml.gaussian_mlp import (
+from gymlab.agents.maml.episodes import MetaBatch, TaskEpisodes
+from gymlab.agents.maml.fast import native
+from gymlab.agents.maml.fast.gaussian_mlp import (
     Forward,
     GaussianMLP,
-    adapt,
+    inner_steps,
     step_weights,
-    supports,
     through_inner_steps,
 )
 from gymlab.agents.maml.policy import GaussianMLPPolicy, Params
 from gymlab.agents.maml.trpo import flat, unflat
 
-__all__ = ["GaussianMetaObjective", "adapted_parameters", "supports"]
-
 Tensor = torch.Tensor
 
 
-def loss_and_kl(valid: Episodes, fwd: Forward, old: Forward, all_tasks: int
+def loss_and_kl(valid: TaskEpisodes, fwd: Forward, old: Forward, all_tasks: int
                 ) -> tuple[float, float]:
     """The TRPO surrogate of the valid episodes and the mean KL(old || new), as in
-    `ml.surrogate`: means over tasks of per-task means over the steps."""
+    metalearner.surrogate: means over tasks of per-task means over the steps."""
     actions = valid.actions.reshape(fwd.mean.shape)
     new_std, old_std = fwd.log_std.unsqueeze(1), old.log_std.unsqueeze(1)
     log_ratio = (0.5 * ((actions - old.mean) * torch.exp(-old_std)) ** 2
@@ -64,7 +60,7 @@ class TaskChunk:
                  first_order: bool, all_tasks: int) -> None:
         self.net, self.batch, self.fast_lr, self.first_order = net, batch, fast_lr, first_order
         self.tasks = batch.valid.mask.shape[0]
-        self.adapted, self.steps = adapt(net, self.per_task(theta), batch.train, fast_lr)
+        self.adapted, self.steps = inner_steps(net, self.per_task(theta), batch.train, fast_lr)
         self.valid = net.forward(self.adapted, batch.valid.obs)
         self.all_tasks = all_tasks
         self.weights = (step_weights(batch.valid.mask) / all_tasks).unsqueeze(-1)
@@ -107,7 +103,7 @@ class TaskChunk:
         if not self.first_order:
             w = through_inner_steps(self.net, self.steps, w, self.fast_lr)
         d_log_std = 2 * w["log_std"] * self.valid.free * self.weights.sum(1)
-        if native.usable(self.valid.mean):
+        if self.net.native:
             grads = native.jacobian_gram(self.net.layers, self.adapted, self.valid,
                                          self.output_jacobians, w, self.weights, self.inv_var)
             grads["log_std"] = d_log_std * self.valid.free
@@ -116,45 +112,43 @@ class TaskChunk:
         return self.pull_back(self.weights * self.inv_var * r_mean, d_log_std)
 
     def evaluate(self, theta: Params) -> tuple[float, float]:
-        adapted, _ = adapt(self.net, self.per_task(theta), self.batch.train, self.fast_lr,
-                           keep=False)
+        adapted, _ = inner_steps(self.net, self.per_task(theta), self.batch.train,
+                                 self.fast_lr, keep=False)
         return loss_and_kl(self.batch.valid, self.net.forward(adapted, self.batch.valid.obs),
                            self.valid, self.all_tasks)
 
 
 CHUNK_ELEMENTS = 2**18
 """About this many floats per activation tensor of a chunk of tasks (1 MiB): small enough
-that a product's intermediates stay in the CPU's caches (measured about 1.5x faster than
-the whole meta-batch at once on the 2D navigation config)."""
+that a product's intermediates stay in the CPU's caches."""
 
 
 NATIVE_CHUNKS = 2
-"""With native.py's sweeps, which tile the steps themselves, the tasks are cut into this
-many chunks: fewer, larger calls than CHUNK_ELEMENTS makes (a product on the 2D
-navigation config, per chunk count: 1: 84 ms, 2: 83, 4: 91, 10: 108), and one for each
-of two workers. It does not follow num_workers, so that neither do the sums, nor the run."""
+"""With the C code, which tiles the steps itself, the tasks are cut into this many chunks:
+fewer, larger calls than CHUNK_ELEMENTS makes, and one for each of two workers. It does not
+follow num_workers, so that neither do the sums, nor the run."""
 
 
-def chunk_size(policy: GaussianMLPPolicy, episodes: Episodes) -> int:
-    """Tasks per chunk: a share of NATIVE_CHUNKS with native.py's sweeps, else about
-    CHUNK_ELEMENTS floats in the widest layer's activations."""
-    if native.usable(episodes.obs):
+def chunk_size(net: GaussianMLP, episodes: TaskEpisodes) -> int:
+    """Tasks per chunk: a share of NATIVE_CHUNKS with the C code, else about CHUNK_ELEMENTS
+    floats in the widest layer's activations."""
+    if net.native:
         return -(-episodes.mask.shape[0] // NATIVE_CHUNKS)
-    width = max(p.shape[0] for p in policy.parameters())
-    return max(1, CHUNK_ELEMENTS // (episodes.mask[0].numel() * width))
+    return max(1, CHUNK_ELEMENTS // (episodes.mask[0].numel() * net.widest))
 
 
 @torch.no_grad()
-def adapted_parameters(policy: GaussianMLPPolicy, params: Params, episodes: Episodes,
+def adapted_parameters(policy: GaussianMLPPolicy, params: Params, episodes: TaskEpisodes,
                        fast_lr: float) -> Params:
     """Every task's parameters after one inner step from `params` [K, ...], detached (for
     sampling), computed in chunks of tasks."""
-    net, chunk, tasks = GaussianMLP(policy), chunk_size(policy, episodes), episodes.mask.shape[0]
+    net = GaussianMLP(policy)
+    chunk, tasks = chunk_size(net, episodes), episodes.mask.shape[0]
     parts = []
     for start in range(0, tasks, chunk):
         part = slice(start, start + chunk)
-        parts.append(adapt(net, {n: p[part].detach() for n, p in params.items()},
-                           [episodes.select(part)], fast_lr, keep=False)[0])
+        parts.append(inner_steps(net, {n: p[part].detach() for n, p in params.items()},
+                                 [episodes.select(part)], fast_lr, keep=False)[0])
     return {n: torch.cat([p[n] for p in parts]) for n in params}
 
 
@@ -177,8 +171,8 @@ class GaussianMetaObjective:
         self.damping = damping
         self.pool = thread_pool(workers) if workers > 1 else None
         tasks = batch.valid.mask.shape[0]
-        chunk = chunk_size(policy, batch.valid)
         net = GaussianMLP(policy)
+        chunk = chunk_size(net, batch.valid)
         theta = {n: p.detach() for n, p in policy.named_parameters()}
 
         def make(start: int) -> TaskChunk:

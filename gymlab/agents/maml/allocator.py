@@ -4,10 +4,10 @@ glibc's malloc hands blocks above its mmap threshold (128 KiB at first) straight
 from the kernel, and gives the top of its heap back once more than the trim threshold is
 free there. A loop that allocates and frees megabyte-sized tensors every op (MAML's
 meta-update: hundreds per Hessian product) then pays a page fault for every 4 KiB of
-every new tensor: measured here, a third of the meta-update's CPU time went to the kernel,
-and MAML's training loop took 1.29-1.34x the CPU time per batch (benchmarks/maml.py
---parts training). glibc raises both thresholds by itself only after it frees a block
-above the current one, which a run's first large free may or may not be.
+every new tensor, CPU time spent in the kernel rather than on the update
+(benchmarks/maml.py --parts training compares glibc's defaults with these settings).
+glibc raises both thresholds by itself only after it frees a block above the current one,
+which a run's first large free may or may not be.
 """
 
 from __future__ import annotations

@@ -8,10 +8,11 @@ first layer's share of those sweeps comes from sums made once per inner step
 (`FirstLayer`). `GaussianMLP.tangent` and `backward` on the valid episodes are J_f and its
 transpose. analytic.py assembles the meta-objective from these.
 
-Where native.py's sweeps run (float32 tensors, a CPU with AVX2/FMA, a C compiler), the
-forward and backward passes, the Hessian products and the first layer's sums come from
-sweeps.c, the same arithmetic fused tile by tile; the torch ops here are the fallback, and
-in float64 the path the tests hold to autograd's numbers.
+`GaussianMLP.native` says whether native.py's C code runs (float32 CPU parameters, a CPU
+with AVX2/FMA, a C compiler, GYMLAB_NATIVE not 0): then the forward and backward passes and
+the first layer's sums come from passes.c and the inner Hessian products from sweeps.c, the
+same arithmetic fused tile by tile. Otherwise the torch ops here run; in float64 they are
+the path the tests hold to autograd's numbers.
 
 Notation, per task and step n (weights [K, out, in], activations [K, N, size]):
 z_l = h_{l-1} W_l^T + b_l, h_l = act(z_l), mu = h_L W_o^T + b_o, log-std s [K, A];
@@ -26,8 +27,8 @@ from functools import cached_property
 import torch
 from torch import nn
 
-from gymlab.agents.maml import native
-from gymlab.agents.maml.episodes import Episodes
+from gymlab.agents.maml.episodes import TaskEpisodes
+from gymlab.agents.maml.fast import native
 from gymlab.agents.maml.policy import GaussianMLPPolicy, Params
 
 Tensor = torch.Tensor
@@ -40,9 +41,9 @@ def supports(policy: nn.Module) -> bool:
 
 
 def tanh_(z: Tensor) -> Tensor:
-    """tanh in place, as 2 sigmoid(2 z) - 1: 2.5x faster than torch.tanh on this CPU (whose
-    tanh kernel costs 4 ns an element, sigmoid's 1 ns), equal to it within 1e-7 (float32:
-    a few ulp of 1), so the meta-update sees the policy's function to rounding."""
+    """tanh in place, as 2 sigmoid(2 z) - 1: torch's sigmoid kernel is cheaper than its tanh
+    kernel (benchmarks/maml.py --parts speed), and the result equals torch.tanh within 1e-7
+    (float32: a few ulp of 1), so the meta-update sees the policy's function to rounding."""
     return z.mul_(2).sigmoid_().mul_(2).sub_(1)
 
 
@@ -52,8 +53,9 @@ def with_bias(weight: Tensor, bias: Tensor) -> Tensor:
 
 
 def weight_grad(delta: Tensor, inputs: Tensor) -> Tensor:
-    """sum_n delta_n inputs_n^T per task, [K, out, in]; the product is taken in the
-    orientation MKL is fast at when one side is thin (2-d observations: 5x)."""
+    """sum_n delta_n inputs_n^T per task, [K, out, in]; the product is taken with the wider
+    operand on the left, the orientation in which a BLAS batched product handles a thin
+    side (2-d observations) well."""
     if delta.shape[-1] > inputs.shape[-1]:
         return torch.bmm(inputs.mT, delta).mT
     return torch.bmm(delta.mT, inputs)
@@ -97,6 +99,9 @@ class GaussianMLP:
         self.layers = [f"mean.{i}" for i, m in enumerate(policy.mean) if isinstance(m, nn.Linear)]
         self.tanh = any(isinstance(m, nn.Tanh) for m in policy.mean)
         self.min_log_std = policy.min_log_std
+        self.widest = max(p.shape[0] for p in policy.parameters())
+        self.native = native.usable(policy.log_std)
+        """Whether the passes run in native.py's C code (else the torch ops below)."""
 
     def weight(self, params: Params, i: int) -> tuple[Tensor, Tensor]:
         return params[self.layers[i] + ".weight"], params[self.layers[i] + ".bias"]
@@ -107,7 +112,7 @@ class GaussianMLP:
         log_std = params["log_std"]
         log_std_parts = (log_std.clamp(min=self.min_log_std),
                          (log_std >= self.min_log_std).to(log_std.dtype))
-        if native.usable(h):
+        if self.native:
             hidden, slopes, mean = native.ForwardPass(self.layers, params, self.tanh)(h)
             return Forward([h.contiguous(), *hidden], slopes, mean, *log_std_parts)
         inputs, slopes = [h], []
@@ -151,7 +156,7 @@ class GaussianMLP:
         """Backward pass from the loss's derivatives in the mean [K, N, A] and the log-std
         [K, A]: the gradients [K, ...], and if `keep`, every layer's delta (dL/dz) and
         dL/dh (else each dL/dh is overwritten by its delta, and neither is returned)."""
-        if native.usable(d_mean):
+        if self.native:
             grads, deltas, d_inputs = native.backward(self.layers, params, fwd, d_mean, keep)
             grads["log_std"] = d_log_std * fwd.free
             return grads, deltas, d_inputs
@@ -228,6 +233,8 @@ class InnerStep:
     """dL/dh of each hidden layer."""
     grads: Params
     tanh: bool
+    native: bool
+    """Whether its Hessian products and first-layer sums run in native.py's C code."""
 
     @cached_property
     def curvatures(self) -> list[Tensor | None]:
@@ -244,7 +251,7 @@ class InnerStep:
         inputs = self.fwd.thin_input
         if not self.fwd.slopes or inputs is None:
             return None
-        if native.usable(inputs):
+        if self.native:
             return FirstLayer(*native.first_layer_sums(self))
         slope = self.fwd.slopes[0]
         tasks, steps, width = slope.shape
@@ -258,7 +265,7 @@ class InnerStep:
         return FirstLayer(t, u)
 
 
-def inner_step(net: GaussianMLP, params: Params, episodes: Episodes, keep: bool = True
+def inner_step(net: GaussianMLP, params: Params, episodes: TaskEpisodes, keep: bool = True
                ) -> InnerStep:
     """The inner loss's gradient (REINFORCE with the episodes' advantages) at `params`;
     without `keep`, the step serves no Hessian products (its deltas are not kept)."""
@@ -272,13 +279,13 @@ def inner_step(net: GaussianMLP, params: Params, episodes: Episodes, keep: bool 
     d_log_std = (coeff * (1 - scaled * diff)).sum(1)
     grads, deltas, d_inputs = net.backward(params, fwd, d_mean, d_log_std, keep=keep)
     return InnerStep(params, fwd, coeff, diff, scaled, inv_var, deltas, d_inputs, grads,
-                     net.tanh)
+                     net.tanh, net.native)
 
 
 def inner_hessian_product(net: GaussianMLP, step: InnerStep, w: Params) -> Params:
     """H w per task, H the inner loss's Hessian at the step's parameters (R-operator): the
-    fused sweeps of native.py where they run, else the torch ops below."""
-    if native.usable(step.fwd.mean):
+    fused sweep of sweeps.c where the C code runs, else the torch ops below."""
+    if step.native:
         return native.inner_hessian_product(net.layers, step, w)
     first = step.first_layer
     hw = torch_inner_hessian_product(net, step, w, held=first is not None)
@@ -316,8 +323,8 @@ def torch_inner_hessian_product(net: GaussianMLP, step: InnerStep, w: Params, he
     return hw
 
 
-def adapt(net: GaussianMLP, params: Params, train: list[Episodes], fast_lr: float,
-          keep: bool = True) -> tuple[Params, list[InnerStep]]:
+def inner_steps(net: GaussianMLP, params: Params, train: list[TaskEpisodes], fast_lr: float,
+                keep: bool = True) -> tuple[Params, list[InnerStep]]:
     """theta'_k after len(train) inner steps from `params` [K, ...], and the steps (for
     Hessian products if `keep`)."""
     steps = []
