@@ -184,7 +184,8 @@ class Algorithm(ABC):
         self._before_learn()
         if self.run is None and self.run_config.logdir is not None:
             self.run = RunDir.create(self.run_config.logdir, self.algo, self.run_config.env,
-                                     {**self.config_dict(), "unit": self.unit},
+                                     {**self.config_dict(), "unit": self.unit,
+                                      "score": self.score_name},
                                      name=self.run_name())
         self._on_start()
         with Session(self, self.run, self._resuming, on_eval) as session:

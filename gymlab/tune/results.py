@@ -112,7 +112,9 @@ def rank_key(metric: str, mode: str) -> typing.Callable[[dict[str, Any]], tuple]
 
 
 def write_csv(path: Path, rows: Sequence[dict[str, Any]], searched: Sequence[str]) -> None:
-    columns = [*COLUMNS, *searched, *METRIC_COLUMNS]
+    extra = [k for k in (rows[0] if rows else {}) if k not in (*COLUMNS, *searched,
+                                                                   *METRIC_COLUMNS, "solved")]
+    columns = [*COLUMNS, *searched, *METRIC_COLUMNS, *extra]  # extra: an algorithm's metric
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "w", newline="") as f:
         writer = csv.DictWriter(f, columns, extrasaction="ignore")

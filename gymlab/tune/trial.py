@@ -50,6 +50,7 @@ def run_trial(config: dict[str, Any], setup: TrialSetup) -> None:
                 "last_eval_return": state["last"],
                 "wall_s": wall,
                 "run_dir": str(agent.run.path) if agent.run else "",
+                type(agent).score_name: state["best"] if state["best"] > -math.inf else math.nan,
             }
 
         def on_eval(step: int, result: Any) -> bool:

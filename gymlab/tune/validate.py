@@ -64,6 +64,12 @@ class Plan:
         return self.search == "random" and self.samples > 1 and "seed" not in self.space
 
 
+def metrics_of(cls: Any) -> tuple[str, ...]:
+    """The metrics a search of algorithm `cls` can optimise: METRICS, and the name its
+    scores have (best_valid_acc for a network search: the same value as eval_return)."""
+    return METRICS if cls.score_name in METRICS else (*METRICS, cls.score_name)
+
+
 def suggest(key: str, names: Sequence[str]) -> list[str]:
     """Fields close to `key`: by spelling, or whose words' initials spell it (lr)."""
     close = difflib.get_close_matches(key, names, n=3)
@@ -72,7 +78,7 @@ def suggest(key: str, names: Sequence[str]) -> list[str]:
     return list(dict.fromkeys(initials + close + parts))[:3]
 
 
-def check_space(algo: str, env: str, space: Mapping[str, Any], fixed: Mapping[str, Any], *,
+def check_space(algo: str, env: str | None, space: Mapping[str, Any], fixed: Mapping[str, Any], *,
                 metric: str = "steps_to_solve", mode: str | None = None, samples: int = 1,
                 seed: int = 0, search: str = "random", scheduler: str | None = None,
                 build_agent: bool = True) -> Plan:
@@ -89,9 +95,11 @@ def check_space(algo: str, env: str, space: Mapping[str, Any], fixed: Mapping[st
         close = difflib.get_close_matches(algo, list(ALGORITHMS), n=3)
         hint = f"; did you mean {', '.join(close)}?" if close else ""
         raise UserError(f"unknown algorithm {algo!r} (one of: {', '.join(ALGORITHMS)}){hint}")
-    if metric not in METRICS:
-        raise UserError(f"unknown metric {metric!r} (one of: {', '.join(METRICS)})")
-    mode = mode or DEFAULT_MODE[metric]
+    cls = algorithm(algo)
+    metrics = metrics_of(cls)
+    if metric not in metrics:
+        raise UserError(f"unknown metric {metric!r} for {algo} (one of: {', '.join(metrics)})")
+    mode = mode or DEFAULT_MODE.get(metric, "max")
     if mode not in ("min", "max"):
         raise UserError(f"mode must be min or max, got {mode!r}")
     if search not in SEARCHERS:
@@ -101,8 +109,8 @@ def check_space(algo: str, env: str, space: Mapping[str, Any], fixed: Mapping[st
         raise UserError(f"unknown scheduler {scheduler!r} (one of: {', '.join(SCHEDULERS)})")
     if not isinstance(samples, int) or samples < 1:
         raise UserError(f"samples must be a positive integer, got {samples!r}")
+    env = env or cls.default_env
     check_env_id(env)
-    cls = algorithm(algo)
     types_ = {**typing.get_type_hints(RunConfig), **typing.get_type_hints(cls.Config)}
     names = [f.name for f in dataclasses.fields(RunConfig)] + [
         f.name for f in dataclasses.fields(cls.Config)]
@@ -168,8 +176,9 @@ def check_space(algo: str, env: str, space: Mapping[str, Any], fixed: Mapping[st
 
     plan = Plan(algo, env, checked, fixed, metric, mode, samples, seed, base_run.total_steps,
                 base_run.eval_every, search, scheduler)
-    if base_run.eval_every <= 0 or any(
-            isinstance(s, Grid) and 0 in s.values for k, s in checked.items() if k == "eval_every"):
+    no_evaluations = base_run.eval_every <= 0 or any(
+        isinstance(s, Grid) and 0 in s.values for k, s in checked.items() if k == "eval_every")
+    if no_evaluations and not cls.scores_itself:  # one that does reports every iteration
         raise UserError("a search needs evaluations: eval_every must be positive")
     if metric.endswith("_to_solve"):
         stops = [base_run.stop_reward]
