@@ -164,7 +164,7 @@ class Algorithm(ABC):
         """The deterministic action for one raw observation (`gymlab record`)."""
         raise UserError(f"{self.algo} runs have no policy to record")
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 (an optional hook)
         """Release environments and worker processes."""
 
     def __enter__(self: A) -> A:
@@ -196,13 +196,13 @@ class Algorithm(ABC):
         self._on_end()
         return self
 
-    def _before_learn(self) -> None:
+    def _before_learn(self) -> None:  # noqa: B027 (an optional hook)
         """Checks that must pass before anything is written (a subclass's)."""
 
-    def _on_start(self) -> None:
+    def _on_start(self) -> None:  # noqa: B027 (an optional hook)
         """After the run directory exists, before the first step (a subclass's)."""
 
-    def _on_end(self) -> None:
+    def _on_end(self) -> None:  # noqa: B027 (an optional hook)
         """After the session closed; `outcome` is set (a subclass's)."""
 
     # -- persistence --------------------------------------------------------------------------

@@ -6,20 +6,30 @@ from __future__ import annotations
 import time
 import typing
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
+from gymlab.tune.plan import Plan
+from gymlab.tune.results import TuneResults
 from gymlab.tune.values import decode, metrics_text, show, show_number
 
-if TYPE_CHECKING:
-    from gymlab.tune.results import TuneResults
-    from gymlab.tune.search import Search
+
+class SearchView(Protocol):
+    """What the display reads of a running search (gymlab.tune.search.Search)."""
+
+    plan: Plan
+    searched: list[str]
+    names: dict[str, str]
+    trials: dict[str, Any]
+    started: float
+
+    def results(self) -> TuneResults: ...
 
 
 class Display:
     """On a terminal: a table of the trials redrawn in place, at most once a second. Otherwise:
     one line per trial that starts or ends, and a status line every 30 s."""
 
-    def __init__(self, search: Search, stream: typing.TextIO) -> None:
+    def __init__(self, search: SearchView, stream: typing.TextIO) -> None:
         self.search, self.stream = search, stream
         self.tty = stream.isatty()
         self.drawn = 0  # lines of the table on screen

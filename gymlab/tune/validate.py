@@ -5,15 +5,14 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import math
 import types
 import typing
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from gymlab.core.errors import UserError
 from gymlab.registry import ALGORITHMS
+from gymlab.tune.plan import Plan
 from gymlab.tune.space import Choice, Grid, RandInt, Spec, Uniform, check_bounds, spec_kind
 from gymlab.tune.values import show_all
 
@@ -31,37 +30,6 @@ NOT_SEARCHABLE = {
     "total_steps": "set the budget of every trial with max_steps (--max-steps)",
     "torch_threads": "trials use as many torch threads as CPUs per trial (--cpus-per-trial)",
 }
-
-
-@dataclass
-class Plan:
-    """A validated search: what every trial gets (`fixed`), what varies (`space`)."""
-
-    algo: str
-    env: str
-    space: dict[str, Spec]
-    fixed: dict[str, Any]
-    metric: str
-    mode: str
-    samples: int
-    seed: int
-    max_steps: int
-    eval_every: int
-    search: str
-    scheduler: str
-
-    @property
-    def grid_size(self) -> int:
-        return math.prod(len(s.values) for s in self.space.values() if isinstance(s, Grid))
-
-    @property
-    def trials(self) -> int:
-        return self.grid_size * self.samples
-
-    @property
-    def seeds_vary(self) -> bool:
-        """Seeds seed .. seed+samples-1 are a hidden grid (random search, several samples)."""
-        return self.search == "random" and self.samples > 1 and "seed" not in self.space
 
 
 def metrics_of(cls: Any) -> tuple[str, ...]:
@@ -86,10 +54,10 @@ def check_space(algo: str, env: str | None, space: Mapping[str, Any], fixed: Map
     agent of the base config, which checks the environment's spaces) and return its Plan.
     Raises UserError with one line for anything a trial would reject."""
     from gymlab.core.algorithm import resolve_configs
-    from gymlab.registry import algorithm
     from gymlab.core.config import coerce
     from gymlab.core.envs import check_env_id
     from gymlab.core.run import RunConfig
+    from gymlab.registry import algorithm
 
     if algo not in ALGORITHMS:
         close = difflib.get_close_matches(algo, list(ALGORITHMS), n=3)

@@ -6,12 +6,10 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from gymlab.tune.plan import Plan
 from gymlab.tune.space import Choice, Grid
-
-if TYPE_CHECKING:
-    from gymlab.tune.validate import Plan
 
 
 def show(value: Any) -> str:

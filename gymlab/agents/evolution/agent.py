@@ -25,6 +25,7 @@ from gymlab.core.run import RunConfig, generator_state, set_generator_state
 from gymlab.core.session import NonFiniteLoss, Session
 from gymlab.core.spaces import ObservationEncoder
 
+
 @dataclass(frozen=True)
 class EvolutionConfig:
     """What every neuroevolution run has: the population, its evaluation, the network."""
@@ -185,10 +186,10 @@ class EvolutionAgent(Agent):
                            **self.strategy.scalars()}
                 if session.log_due(self.step):
                     session.log(self.step, scalars)
-                session.progress.write((
+                session.progress.write(
                     f"generation {self.generation}/{cfg.generations}: highest fitness "
                     f"{fitness.max():.2f}, average {fitness.mean():.2f} ({result.steps:,} steps,"
-                    f" {result.steps / seconds / 1e6:.2f} M steps/s)"))
+                    f" {result.steps / seconds / 1e6:.2f} M steps/s)")
                 session.on_step(self.step)
 
     def _update_obs_rms(self, sums: Any, sq_sums: Any, count: int) -> None:
