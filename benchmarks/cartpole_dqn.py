@@ -2,7 +2,7 @@
 
 Protocol
 --------
-* gymlab: ``DQN("CartPole-v1", seed=s)`` with its tuned CartPole defaults (gymlab/hyperparams.py)
+* gymlab: ``DQN("CartPole-v1", seed=s)`` with its tuned CartPole defaults (the class's TUNED table)
   and the full run machinery a user gets: a run directory in a temporary folder, TensorBoard
   events, progress.jsonl, best/last checkpoints at every evaluation.
 * Stable-Baselines3: ``DQN("MlpPolicy", "CartPole-v1", seed=s)`` with RL-Baselines3-Zoo's tuned
