@@ -20,7 +20,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 
 from gymlab.core.evaluation import Evaluator
 
-EVAL_SEED_OFFSET = 1_000_000  # as gymlab's TrainingSession seeds its Evaluator
+EVAL_SEED_OFFSET = 1_000_000  # as gymlab's Session seeds its Evaluator
 
 
 @dataclass(frozen=True)

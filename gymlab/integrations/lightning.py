@@ -79,10 +79,9 @@ class DQNModule(L.LightningModule):
     environment steps, with the environment step as their x axis.
 
     One Lightning batch (one `training_step`, one round of batch hooks and callbacks) is
-    `updates_per_batch` gradient steps, with the environment steps between them: Lightning
-    spends ~0.6 ms of CPU per batch on its loop, hooks and callbacks (2-core machine under
-    load), about a fifth of a CartPole update with its 4 environment steps, so grouping
-    updates is what keeps it near gymlab's own loop. `trainer.global_step` still counts
+    `updates_per_batch` gradient steps, with the environment steps between them: Lightning's
+    loop, hooks and callbacks cost a sizeable share of a small update each batch, so grouping
+    updates is what keeps it near gymlab's own loop (benchmarks/lightning_dqn.py). `trainer.global_step` still counts
     gradient steps (optimizer steps); `max_steps` and per-batch callbacks see groups.
     """
 
@@ -147,7 +146,7 @@ class DQNModule(L.LightningModule):
         """One gradient step: DQN._update's, in Lightning's manual-optimization form
         (`manual_backward` and the wrapped optimizer keep precision plugins and strategies
         working; Lightning's automatic optimization would add a closure and five more hooks
-        per step, half of its overhead here)."""
+        per step)."""
         loss = self.agent.td_loss(*minibatch)
         optimizer.zero_grad(set_to_none=True)
         self.manual_backward(loss)
@@ -220,8 +219,8 @@ class LoggerHooks:
     environment steps: the scalars of gymlab's progress.jsonl, with the episodes finished
     since the last record averaged (episode/return, episode/length, episode/count).
 
-    Writing to the loggers directly, at an interval, avoids `self.log` on every step (which
-    costs ~1 ms of CPU per scalar on this machine, more than a whole DQN update)."""
+    Writing to the loggers directly, at an interval, avoids `self.log` on every step, which
+    costs more per scalar than a whole small DQN update."""
 
     stop = False  # the Trainer decides when to stop; the loop ends at total_steps
 

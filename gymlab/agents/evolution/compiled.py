@@ -1,11 +1,11 @@
 """CartPole populations in compiled code: each (network, episode) pair runs to its end in one
 numba loop, MLP forward and CartPole dynamics in scalars.
 
-Why: in numpy, a lockstep iteration costs ~40 µs of call overhead whatever the batch size, so
-a generation that ends in a few 10,000-step episodes is bound by that overhead, and two
-workers each pay it in full (the 2-worker run was slower than one). Here a step costs ~0.15 µs
-and a generation's cost is proportional to the steps it takes, so it splits over threads: the
-kernel releases the GIL, and `--workers` threads share the networks with no process start-up.
+Why: in numpy, a lockstep iteration pays a fixed call overhead whatever the batch size, so
+a generation that ends in a few 10,000-step episodes is bound by that overhead, and every
+worker pays it in full. Compiled, a generation's cost is proportional to the steps it takes,
+so it splits over threads: the kernel releases the GIL, and `--workers` threads share the
+networks with no process start-up (benchmarks/neuroevolution.py measures both).
 
 Same numbers as `CartPoleBatch` (gymnasium's float64 operations in gymnasium's order; the
 observation the policy sees is the float32 one), checked episode by episode against
