@@ -30,9 +30,9 @@ import time
 import numpy as np
 import torch
 
-from gymlab.envs.nas.searchers import RandomSearch
-from gymlab.envs.nas.table import ArchitectureTable
 from gymlab.nas import NASConfig, search
+from gymlab.nas.searchers import RandomSearch
+from gymlab.nas.table import ArchitectureTable
 
 CHECKPOINTS = (25, 50, 100, 500)
 
@@ -132,9 +132,9 @@ def cost(candidates: int, cifar_examples: int) -> None:
     the pixels, so random ones measure it."""
     import tempfile
 
-    from gymlab.envs.nas.datasets import load_dataset
-    from gymlab.envs.nas.search_space import load_space
-    from gymlab.envs.nas.trainer import TrainSettings, train_candidate
+    from gymlab.nas.datasets import load_dataset
+    from gymlab.nas.search_space import load_space
+    from gymlab.nas.trainer import TrainSettings, train_candidate
 
     space = load_space("default")
     proposer = RandomSearch(len(space), 5, seed=0)

@@ -12,10 +12,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gymlab.core.errors import UserError
-from gymlab.envs.nas.builder import build_network
-from gymlab.envs.nas.datasets import load_dataset
-from gymlab.envs.nas.search_space import SPACES, load_space
-from gymlab.envs.nas.trainer import TrainSettings, train_candidate
+from gymlab.nas.builder import build_network
+from gymlab.nas.datasets import load_dataset
+from gymlab.nas.search_space import SPACES, load_space
+from gymlab.nas.trainer import TrainSettings, train_candidate
 
 DEFAULT, TUTORIAL = SPACES["default"], SPACES["tutorial"]
 
@@ -201,7 +201,7 @@ def test_search_writes_leaderboard_report_and_best_network(tmp_path, searcher):
 
 
 def test_regularized_evolution_mutates_one_layer_of_a_tournament_winner():
-    from gymlab.envs.nas.searchers import RegularizedEvolution
+    from gymlab.nas.searchers import RegularizedEvolution
 
     evo = RegularizedEvolution(n_choices=4, layers=3, seed=0, population_size=3, sample_size=3)
     for fitness in (1.0, 5.0, 2.0):
@@ -228,6 +228,7 @@ def test_the_tutorials_sb3_pipeline_runs():
 
 def test_interrupted_search_resumes_without_retraining(tmp_path, monkeypatch):
     import gymlab.nas as nas
+    import gymlab.nas.driver as driver
     from gymlab.core.run import GracefulInterrupt
 
     config = nas.NASConfig(searcher="evolution", budget=8, epochs=1, layers=3, subset=300,
@@ -243,7 +244,7 @@ def test_interrupted_search_resumes_without_retraining(tmp_path, monkeypatch):
             StopAfterFour.checks += 1
             return StopAfterFour.checks > 1
 
-    monkeypatch.setattr(nas, "GracefulInterrupt", StopAfterFour)
+    monkeypatch.setattr(driver, "GracefulInterrupt", StopAfterFour)
     cut = nas.search(dataclasses.replace(config, logdir=str(tmp_path / "b")))
     assert cut.outcome == "interrupted" and len(cut.candidates) == 4
     monkeypatch.undo()
@@ -286,8 +287,8 @@ def test_ray_actors_give_the_sequential_results():
 
 
 def test_successive_halving_trains_only_the_best_fully(tmp_path):
-    from gymlab.envs.nas.halving import rungs
     from gymlab.nas import NASConfig, resume, search
+    from gymlab.nas.halving import rungs
 
     assert rungs(2, 3, 6) == [2, 6] and rungs(1, 2, 6) == [1, 2, 4, 6] and rungs(2, 3, 2) == [2]
     config = NASConfig(budget=12, epochs=3, layers=3, subset=300, round_size=6,
@@ -341,8 +342,8 @@ def test_layerwise_env_builds_one_layer_per_step():
 
 
 def test_architecture_table_replaces_training(tmp_path):
-    from gymlab.envs.nas.table import ArchitectureTable, build_table
     from gymlab.nas import NASConfig, search
+    from gymlab.nas.table import ArchitectureTable, build_table
 
     space = load_space([{"kind": "conv", "kernel": 3, "channels": 4, "padding": 1},
                         {"kind": "maxpool", "kernel": 2}, {"kind": "none"}])
@@ -415,7 +416,7 @@ def test_cli_nas_bad_input(tmp_path, capsys):
 
 
 def test_workers_beyond_the_machine_are_clamped(capsys):
-    from gymlab.envs.nas.workers import usable_workers
+    from gymlab.nas.workers import usable_workers
 
     assert usable_workers(10_000) < 10_000
     assert "warning" in capsys.readouterr().err

@@ -3,11 +3,11 @@
 import gymnasium as gym
 
 if "gymlab/NAS-v0" not in gym.registry:
-    gym.register("gymlab/NAS-v0", entry_point="gymlab.envs.nas.env:NASEnv",
+    gym.register("gymlab/NAS-v0", entry_point="gymlab.nas.env:NASEnv",
                  max_episode_steps=300)
 
 if "gymlab/NASLayerwise-v0" not in gym.registry:
-    gym.register("gymlab/NASLayerwise-v0", entry_point="gymlab.envs.nas.layerwise:NASLayerwiseEnv",
+    gym.register("gymlab/NASLayerwise-v0", entry_point="gymlab.nas.layerwise:NASLayerwiseEnv",
                  max_episode_steps=50)
 
 if "gymlab/Navigation2D-v0" not in gym.registry:

@@ -17,10 +17,10 @@ from pathlib import Path
 import numpy as np
 
 from gymlab.core.errors import UserError
-from gymlab.envs.nas.datasets import Dataset
-from gymlab.envs.nas.search_space import SearchSpace, load_space
-from gymlab.envs.nas.trainer import CandidateResult, TrainSettings
-from gymlab.envs.nas.workers import CandidatePool
+from gymlab.nas.datasets import Dataset
+from gymlab.nas.search_space import SearchSpace, load_space
+from gymlab.nas.trainer import CandidateResult, TrainSettings
+from gymlab.nas.workers import CandidatePool
 
 SHIPPED = Path(__file__).parent / "tables"
 """Tables that come with the package, by name: `digits-default-3`."""

@@ -13,7 +13,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from gymlab.envs.nas.env import NASEnv
+from gymlab.nas.env import NASEnv
 
 
 class NASLayerwiseEnv(NASEnv):

@@ -11,10 +11,12 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
-from gymlab.envs.nas.builder import build_network
-from gymlab.envs.nas.datasets import Dataset
-from gymlab.envs.nas.search_space import SearchSpace
+from gymlab.nas.builder import build_network
+from gymlab.nas.datasets import Dataset
+from gymlab.nas.search_space import SearchSpace
 
+METRICS = ("train_loss", "valid_loss", "valid_acc")
+"""The per-epoch curves of a trained candidate."""
 METRIC_CAP = 100.0
 """Losses are clipped here, and NaN/inf become it, so one diverged candidate cannot blow up
 an observation or a reward."""

@@ -10,10 +10,12 @@ so the searcher sees it (a lower fidelity, a lower accuracy) and the budget coun
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Hashable, Sequence
 
-from gymlab.envs.nas.env import NASEnv
-from gymlab.envs.nas.workers import CandidatePool
+from gymlab.nas.trainer import CandidateResult
+
+TrainBatch = Callable[[Sequence[Sequence[int]], int], list[tuple[CandidateResult, bool]]]
+"""(networks, epochs) -> (result, cache hit) for each: an Evaluator's train_batch."""
 
 
 def rungs(min_epochs: int, eta: int, epochs: int) -> list[int]:
@@ -25,14 +27,17 @@ def rungs(min_epochs: int, eta: int, epochs: int) -> list[int]:
     return [*out, epochs]
 
 
-def successive_halving(env: NASEnv, batch: Sequence[Sequence[int]], pool: CandidatePool,
-                       min_epochs: int, eta: int) -> None:
-    """Train `batch` by successive halving; afterwards `env.step(ids)` answers each network's
-    result at the rung where it stopped (the full training for the survivors)."""
-    survivors = _unique(env, batch)
+def successive_halving(
+        train_batch: TrainBatch, canonical: Callable[[Sequence[int]], Hashable],
+        batch: Sequence[Sequence[int]], min_epochs: int, eta: int, epochs: int,
+) -> tuple[dict[tuple[int, ...], tuple[CandidateResult, bool]], list[list[int]]]:
+    """Screen `batch` through the rungs below `epochs`: the networks stopped at a rung, each
+    with its (result, cache hit) there, and the survivors, still to be trained fully.
+    Networks equal under `canonical` are ranked once."""
+    survivors = _unique(canonical, batch)
     screened = {}
-    for epochs in rungs(min_epochs, eta, env.settings.epochs)[:-1]:
-        results = env.train_batch(survivors, pool, epochs)
+    for rung in rungs(min_epochs, eta, epochs)[:-1]:
+        results = train_batch(survivors, rung)
         # ties keep the proposal order: the ranking, and so the search, is deterministic
         order = sorted(range(len(survivors)),
                        key=lambda i: -(results[i][0].best_valid_acc if results[i][0].ok
@@ -40,14 +45,14 @@ def successive_halving(env: NASEnv, batch: Sequence[Sequence[int]], pool: Candid
         keep = math.ceil(len(survivors) / eta)
         screened.update({tuple(survivors[i]): results[i] for i in order[keep:]})
         survivors = [survivors[i] for i in sorted(order[:keep])]
-    env.screen(screened)
-    env.prefetch(survivors, pool)
+    return screened, survivors
 
 
-def _unique(env: NASEnv, batch: Sequence[Sequence[int]]) -> list[list[int]]:
+def _unique(canonical: Callable[[Sequence[int]], Hashable],
+            batch: Sequence[Sequence[int]]) -> list[list[int]]:
     seen, out = set(), []
     for ids in batch:
-        key = env.space.canonical(ids)
+        key = canonical(ids)
         if key not in seen:
             seen.add(key)
             out.append([int(i) for i in ids])

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from gymlab.envs.nas.search_space import SearchSpace
+from gymlab.nas.search_space import SearchSpace
 
 
 @dataclass

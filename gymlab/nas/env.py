@@ -3,22 +3,18 @@ trains it, and answers with the recent architectures and their learning curves."
 
 from __future__ import annotations
 
-import dataclasses
-import json
-from collections.abc import Callable, Sequence
-from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 
 from gymlab.core.errors import UserError
-from gymlab.envs.nas.datasets import Dataset, load_dataset
-from gymlab.envs.nas.search_space import SearchSpace, load_space
-from gymlab.envs.nas.trainer import METRIC_CAP, CandidateResult, TrainSettings, train_candidate
-from gymlab.envs.nas.workers import CandidatePool
+from gymlab.nas.datasets import Dataset
+from gymlab.nas.evaluator import Evaluator
+from gymlab.nas.search_space import SearchSpace
+from gymlab.nas.trainer import METRIC_CAP, METRICS, CandidateResult, TrainSettings
 
-METRICS = ("train_loss", "valid_loss", "valid_acc")
 REWARDS = ("improvement", "accuracy")
 
 
@@ -36,6 +32,10 @@ class NASEnv(gym.Env):
     metric factor * (the previous network's minimum over epochs - this one's), plus
     depth_factor * (layers - effective depth). Reward `accuracy`: the best valid accuracy in
     [0, 1] (minus a running mean of past ones with `baseline=True`), or `failure_penalty`.
+
+    Networks are scored by an `Evaluator`: the one given as `evaluator`, or one built from
+    dataset, data_dir, subset, space, epochs, train, cache_file and `evaluator`="train" or
+    "table" (with `table`). The evaluator's space and epochs are the env's.
     """
 
     metadata = {"render_modes": ["ansi", "human"]}
@@ -48,7 +48,7 @@ class NASEnv(gym.Env):
                  depth_factor: float = 0.0, failure_penalty: float = -1.0,
                  baseline: bool = False, data_dir: str | None = None, subset: int | None = None,
                  train: TrainSettings | dict | None = None, cache_file: str | None = None,
-                 evaluator: str = "train", table: str | None = None,
+                 evaluator: str | Evaluator = "train", table: str | None = None,
                  render_mode: str | None = None) -> None:
         if layers <= 0:
             raise UserError(f"layers must be positive, got {layers}")
@@ -63,21 +63,15 @@ class NASEnv(gym.Env):
             raise UserError(f"reward must be one of {', '.join(REWARDS)}, got {reward!r}")
         if reward_factors is not None and len(reward_factors) != len(metrics):
             raise UserError("reward_factors needs one factor per metric")
-        if evaluator not in ("train", "table"):
-            raise UserError(f"evaluator must be train or table, got {evaluator!r}")
-        self.table = None
-        if evaluator == "table":
-            from gymlab.envs.nas.table import ArchitectureTable
-
-            self.table = ArchitectureTable(table or "digits-default-3")
-            if layers != self.table.layers:
-                raise UserError(f"the table holds {self.table.layers}-layer networks: "
-                                f"use layers={self.table.layers}, not {layers}")
-            space, epochs = self.table.space, self.table.meta["settings"]["epochs"]
-        self.space = space if isinstance(space, SearchSpace) else load_space(space)
-        self.data = None if self.table is not None else (
-            dataset if isinstance(dataset, Dataset) else load_dataset(dataset, data_dir, subset))
-        self.layers, self.memory, self.epochs = layers, memory, epochs
+        if not isinstance(evaluator, Evaluator):
+            evaluator = Evaluator.from_settings(dataset, data_dir, subset, space, layers, epochs,
+                                                train, evaluator, table, cache_file=cache_file)
+        if evaluator.table is not None and layers != evaluator.table.layers:
+            raise UserError(f"the table holds {evaluator.table.layers}-layer networks: "
+                            f"use layers={evaluator.table.layers}, not {layers}")
+        self.evaluator = evaluator
+        """Scores the networks; the envs of one search share one (see `share`)."""
+        self.layers, self.memory = layers, memory
         self.metrics = tuple(metrics)
         self.reward_kind = reward
         # losses should go down, accuracy up: an improvement is a drop in loss, a rise in acc
@@ -85,37 +79,35 @@ class NASEnv(gym.Env):
             -1.0 if m == "valid_acc" else 1.0 for m in self.metrics)
         self.depth_factor, self.failure_penalty, self.baseline = (depth_factor, failure_penalty,
                                                                   baseline)
-        if isinstance(train, dict):  # from JSON (a run's env_kwargs)
-            try:
-                train = TrainSettings(**train)
-            except TypeError as exc:
-                raise UserError(f"train settings: {exc}") from None
-        self.settings = train or TrainSettings(epochs=epochs)
-        if self.settings.epochs != epochs:
-            self.settings = TrainSettings(**{**self.settings.__dict__, "epochs": epochs})
         self.render_mode = render_mode
         n = len(self.space)
         self.action_space = gym.spaces.MultiDiscrete([n] * layers)
         self.observation_space = gym.spaces.Dict({
             "architectures": gym.spaces.Box(0, n, (memory, layers), np.float32),
-            "metrics": gym.spaces.Box(0, METRIC_CAP, (memory, len(self.metrics), epochs),
+            "metrics": gym.spaces.Box(0, METRIC_CAP, (memory, len(self.metrics), self.epochs),
                                       np.float32),
         })
-        self.cache: dict[tuple[str, ...], CandidateResult] = {}
-        self._prefetched: set[tuple[str, ...]] = set()
-        self._screened: dict[tuple[str, ...], tuple[CandidateResult, bool]] = {}
-        self.cache_file = Path(cache_file) if cache_file else None
-        if self.cache_file is not None and self.cache_file.exists():
-            self.cache.update(_read_cache(self.cache_file))
         # Cache hits are counted here, not in `info`: gymnasium's checker demands the same
         # info for the same seed and actions, and a repeated step is a cache hit.
         self.stats = {"candidates": 0, "cache_hits": 0, "failures": 0, "train_seconds": 0.0}
         self.last_cache_hit = False
-        self.on_candidate: Callable[[list[int], CandidateResult, bool, float], None] | None = None
-        """Called after every step with (ids, result, cache hit, reward): how a search
-        driving this env from outside (an RL agent's loop) reports progress."""
         self._reset_memory()
         self.last: CandidateResult | None = None
+
+    @property
+    def space(self) -> SearchSpace:
+        return self.evaluator.space
+
+    @property
+    def epochs(self) -> int:
+        return self.evaluator.epochs
+
+    def share(self, evaluator: Evaluator) -> None:
+        """Score networks with `evaluator` from now on: the envs of one search share one, so
+        none trains a network another already trained, and its callback sees every step."""
+        if evaluator.space != self.space or evaluator.epochs != self.epochs:
+            raise ValueError("a shared evaluator must have the env's space and epochs")
+        self.evaluator = evaluator
 
     def _reset_memory(self) -> None:
         self._architectures = np.full((self.memory, self.layers), len(self.space), np.float32)
@@ -131,81 +123,9 @@ class NASEnv(gym.Env):
         self._reset_memory()
         return self._obs(), {}
 
-    def evaluate(self, ids: Sequence[int]) -> tuple[CandidateResult, bool]:
-        """Train the network of `ids`, or take it from the cache: (result, cache hit)."""
-        key = self.space.canonical(ids)
-        if key in self._screened:  # stopped early by successive halving in this round
-            result, hit = self._screened[key]
-            self._screened[key] = (result, True)  # the same network again is a cache hit
-            return result, hit
-        if key in self._prefetched:  # trained in parallel just before this step
-            self._prefetched.discard(key)
-            return self.cache[key], False
-        if key in self.cache:
-            return self.cache[key], True
-        self._store(key, self._train(ids, self.settings))
-        return self.cache[key], False
-
-    def _train(self, ids: Sequence[int], settings: TrainSettings) -> CandidateResult:
-        if self.table is None:
-            return train_candidate(ids, self.space, self.data, settings)
-        full = self.table.lookup(list(ids), settings.seed)
-        # training is seeded and has no schedule, so a shorter training is the same
-        # training stopped early: its curves are the first epochs of the full ones
-        return dataclasses.replace(full, **{m: getattr(full, m)[:settings.epochs]
-                                            for m in METRICS})
-
-    def train_batch(self, batch: Sequence[Sequence[int]], pool: CandidatePool,
-                    epochs: int | None = None) -> list[tuple[CandidateResult, bool]]:
-        """(result, cache hit) for every network of `batch`, trained for `epochs` (default:
-        the env's) on `pool`'s workers where not cached. Shorter trainings are cached apart
-        from full ones. Training is seeded per candidate, so the results are those of
-        training them one by one here."""
-        epochs = epochs or self.settings.epochs
-        settings = dataclasses.replace(self.settings, epochs=epochs)
-
-        def key_of(ids: Sequence[int]) -> tuple[str, ...]:
-            key = self.space.canonical(ids)
-            return key if epochs == self.settings.epochs else (*key, f"epochs={epochs}")
-
-        todo: dict[tuple[str, ...], list[int]] = {}
-        for ids in batch:
-            key = key_of(ids)
-            if key not in self.cache and key not in todo:
-                todo[key] = [int(i) for i in ids]
-        trained = (pool.map(list(todo.values()), settings) if self.table is None
-                   else [self._train(ids, settings) for ids in todo.values()])
-        for key, result in zip(todo, trained):
-            self._store(key, result)
-        return [(self.cache[key_of(ids)], key_of(ids) not in todo) for ids in batch]
-
-    def prefetch(self, batch: Sequence[Sequence[int]], pool: CandidatePool) -> None:
-        """Train the networks of `batch` that are not cached yet on `pool`'s workers, so the
-        steps that follow find them (and count them as trained, not as cache hits)."""
-        for ids, (_, hit) in zip(batch, self.train_batch(batch, pool)):
-            if not hit:
-                self._prefetched.add(self.space.canonical(ids))
-
-    def share_cache(self, other: NASEnv) -> None:
-        """Use `other`'s cache: the envs of one search never train a network twice, and
-        `other.prefetch` trains for all of them."""
-        self.cache, self._prefetched = other.cache, other._prefetched
-
-    def screen(self, screened: dict[tuple[int, ...], tuple[CandidateResult, bool]]) -> None:
-        """Until the next call, steps on these networks answer these shorter trainings
-        (successive halving stopped them there): ids -> (result, cache hit)."""
-        self._screened = {self.space.canonical(ids): answer for ids, answer in screened.items()}
-
-    def _store(self, key: tuple[str, ...], result: CandidateResult) -> None:
-        self.cache[key] = result
-        if self.cache_file is not None and self.table is None:  # so a resumed search does
-            # not train this one again (a table lookup costs nothing)
-            with open(self.cache_file, "a") as f:
-                f.write(json.dumps({"key": list(key), **_result_fields(result)}) + "\n")
-
     def step(self, action: Any):
         ids = [int(i) for i in np.asarray(action).reshape(-1)]
-        result, hit = self.evaluate(ids)
+        result, hit = self.evaluator.evaluate(ids)
         self.last, self.last_cache_hit = result, hit
         self.stats["candidates"] += 1
         self.stats["cache_hits"] += hit
@@ -223,8 +143,7 @@ class NASEnv(gym.Env):
         info = {"architecture": result.architecture, "built": result.ok, "reason": result.reason,
                 "params": result.params, "flops": result.flops,
                 "best_valid_acc": result.best_valid_acc, "train_seconds": result.seconds}
-        if self.on_candidate is not None:
-            self.on_candidate(ids, result, hit, float(reward))
+        self.evaluator.answered(ids, result, hit, float(reward))
         if self.render_mode == "human":
             print(self.render_text())
         return self._obs(), float(reward), False, False, info
@@ -267,20 +186,3 @@ class NASEnv(gym.Env):
             print(self.render_text())
         return None
 
-
-def _result_fields(result: CandidateResult) -> dict[str, Any]:
-    return {f.name: getattr(result, f.name) for f in dataclasses.fields(result)
-            if f.name != "model"}
-
-
-def _read_cache(path: Path) -> dict[tuple[str, ...], CandidateResult]:
-    """Entries of a cache file; a half-written last line (a crash) is skipped."""
-    cache = {}
-    for line in path.read_text().splitlines():
-        try:
-            entry = json.loads(line)
-            key = tuple(entry.pop("key"))
-            cache[key] = CandidateResult(**entry)
-        except (json.JSONDecodeError, TypeError, KeyError):
-            continue
-    return cache

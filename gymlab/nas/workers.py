@@ -10,9 +10,9 @@ from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
-from gymlab.envs.nas.datasets import Dataset
-from gymlab.envs.nas.search_space import SearchSpace
-from gymlab.envs.nas.trainer import CandidateResult, TrainSettings, train_candidate
+from gymlab.nas.datasets import Dataset
+from gymlab.nas.search_space import SearchSpace
+from gymlab.nas.trainer import CandidateResult, TrainSettings, train_candidate
 
 _worker: dict[str, Any] = {}
 
@@ -72,7 +72,7 @@ class CandidatePool:
                 initargs=(space, data, settings))
 
     def _start_actors(self, address: str) -> None:
-        from gymlab.tune.cluster import RaySession, check_ray_address
+        from gymlab.core.ray import RaySession, check_ray_address
 
         check_ray_address(address)
         from ray.util import ActorPool

@@ -1,1 +1,0 @@
-"""The network-design environment: search space, builder, datasets, candidate training, env."""
