@@ -147,7 +147,7 @@ def test_sigterm_exits_143(tmp_path):
     (["train", "dqn", "--learning-rate=-1e-3"], "learning_rate must be positive"),
     (["train", "dqn", "--buffer-size", "-10"], "buffer_size must be positive"),
     (["train", "dqn", "--batch-size", "abc"], "expected int"),
-    (["train", "dqn", "--bogus", "3"], "unrecognized arguments: --bogus"),
+    (["train", "dqn", "--bogus", "3"], "unrecognized argument --bogus"),
     (["train", "dqn", "--activation", "swish"], "expected one of relu"),
     (["train"], "train needs an algorithm"),
     (["eval", "/nonexistent/run"], "/nonexistent/run does not exist"),
@@ -169,7 +169,7 @@ def test_resume_errors(capsys, tmp_path, trained_run):
     assert code == 2 and "no checkpoint to resume" in err
     assert_one_line_error(err)
     code, _, err = run_main(capsys, "train", "--resume", str(trained_run), "--seed", "3")
-    assert code == 2 and "a resumed run keeps its config; cannot change seed" in err
+    assert code == 2 and "keeps its config; cannot change seed" in err
 
 
 def test_corrupt_and_foreign_checkpoints(capsys, tmp_path, trained_run):

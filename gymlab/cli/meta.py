@@ -1,0 +1,121 @@
+"""`gymlab meta maml [flags]`: meta-train with MAML-TRPO (or resume);
+`gymlab meta eval RUN_DIR`: the adaptation curve of a MAML run on new tasks, plotted."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+from gymlab.cli.parser import Parser, listing, positive_int, second_stage
+from gymlab.core.errors import UserError
+
+HELP = "meta-RL: MAML-TRPO on task families (2D navigation, MuJoCo)"
+
+COMMANDS = {"maml": "meta-train a policy with MAML-TRPO (or resume a run)",
+            "eval": "adaptation curve of a MAML run on new tasks, plotted"}
+
+
+def parser() -> Parser:
+    meta = Parser(prog="gymlab meta", usage="%(prog)s COMMAND ...",
+                  epilog=listing("commands", COMMANDS),
+                  description="Meta-reinforcement learning on gymlab's task families.")
+    meta.add_rest("COMMAND ...", "maml or eval, then its arguments (gymlab meta COMMAND --help)")
+    return meta
+
+
+def maml_parser() -> Parser:
+    from gymlab.agents.maml import MAMLConfig
+    from gymlab.core.config import add_arguments
+
+    maml = Parser(prog="gymlab meta maml", description="MAML with a TRPO meta-update. Defaults "
+                  "are pytorch-maml-rl's published configs; the MuJoCo families use "
+                  "meta_batch_size 40 and action_scale 10. config.json records what a run used.")
+    maml.add_argument("--resume", metavar="RUN_DIR", default=None,
+                      help="continue the run in RUN_DIR from its checkpoints/last.pt (only "
+                      "--num-batches, --progress and --num-workers may change)")
+    add_arguments(maml, MAMLConfig, "MAML options")
+    return maml
+
+
+def eval_parser() -> Parser:
+    ev = Parser(prog="gymlab meta eval", description="The MAML paper's protocol: new tasks, "
+                "mean return with the meta-trained policy and after each policy-gradient step "
+                "on its own episodes, with standard errors over tasks. Writes adaptation.png "
+                "and adaptation.json.")
+    ev.add_argument("run", metavar="RUN_DIR", help="a maml run directory (or a checkpoint file)")
+    ev.add_argument("--tasks", type=positive_int, default=40, help="new tasks (default: 40)")
+    ev.add_argument("--grad-steps", type=int, default=3,
+                    help="policy-gradient steps per task (default: 3)")
+    ev.add_argument("--episodes", type=positive_int, default=40,
+                    help="episodes per task and step (default: 40)")
+    ev.add_argument("--fast-lr", metavar="LR[,LR...]", default=None,
+                    help="step size of the gradient steps: one for all, or one per step, "
+                         "the last repeated (default: the run's fast_lr; the MAML authors' "
+                         "test halved it after the first step: 0.5,0.25)")
+    ev.add_argument("--checkpoint", choices=("best", "last"), default="best",
+                    help="which checkpoint of the run (default: best)")
+    ev.add_argument("--seed", type=int, default=None,
+                    help="seed of the new tasks (default: the run's seed + 1000000)")
+    ev.add_argument("--out", metavar="FILE.png", default=None,
+                    help="plot to write (default: RUN_DIR/adaptation.png)")
+    return ev
+
+
+PARSERS = {"maml": maml_parser, "eval": eval_parser}
+
+
+def parse(argv: Sequence[str]) -> argparse.Namespace:
+    first = parser()
+    args = first.parse_args(argv)
+    args.meta_command = second_stage(first, args, list(COMMANDS), "COMMAND",
+                                     lambda name: PARSERS[name]())
+    if args.meta_command is None:
+        first.error(f"meta needs a command: {', '.join(COMMANDS)}")
+    return args
+
+
+def run(args: argparse.Namespace) -> int:
+    return meta_eval(args) if args.meta_command == "eval" else meta_maml(args)
+
+
+def meta_maml(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from gymlab.agents.maml import MAML, MAMLConfig
+
+    options = {f.name: getattr(args, f.name) for f in dataclasses.fields(MAMLConfig)
+               if hasattr(args, f.name)}
+    agent = MAML.resume(args.resume, **options) if args.resume else MAML(**options)
+    with agent:
+        agent.learn()
+    return agent.exit_code
+
+
+def meta_eval(args: argparse.Namespace) -> int:
+    from gymlab.agents.maml import MAML
+    from gymlab.cli.runs import checkpoint_file
+
+    if args.grad_steps < 0:
+        raise UserError(f"--grad-steps must be >= 0, got {args.grad_steps}")
+    fast_lr = None
+    if args.fast_lr is not None:
+        try:
+            fast_lr = [float(x) for x in args.fast_lr.split(",")]
+        except ValueError:
+            raise UserError(f"--fast-lr takes numbers separated by commas, got "
+                            f"{args.fast_lr!r}") from None
+    path = checkpoint_file(args.run, args.checkpoint, algo="maml")
+    folder = Path(args.run) if Path(args.run).is_dir() else path.parent.parent
+    with MAML.load(path, progress=False) as agent:
+        curve = agent.adaptation_curve(args.tasks, args.grad_steps, args.episodes, args.seed,
+                                       fast_lr)
+    out = Path(args.out) if args.out else folder / "adaptation.png"
+    curve.plot(out, f"MAML on {agent.config.env}: {args.tasks} new tasks, "
+               f"{args.episodes} episodes per step")
+    out.with_suffix(".json").write_text(json.dumps(curve.to_dict(), indent=2) + "\n")
+    print(f"{agent.config.env} {path} ({agent.batch} meta-batches), {args.tasks} new tasks:")
+    print("\n".join(curve.table()))
+    print(f"wrote {out} and {out.with_suffix('.json')}")
+    return 0
