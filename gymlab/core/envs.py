@@ -9,58 +9,118 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
-import torch
 
-from gymlab.core.errors import UserError
+from gymlab.core.errors import EnvError, UserError
 from gymlab.core.run import generator_state, set_generator_state
 from gymlab.core.spaces import ObservationEncoder
 
 
 def check_env_id(env_id: str) -> None:
-    """Raise a UserError naming close registered ids when `env_id` is unknown."""
+    """Raise a UserError naming close registered ids when `env_id` is unknown. The
+    "module:Env-v0" form (gymnasium's) imports the module first, which registers the id."""
+    registered = registered_id(env_id)
+    if registered not in gym.registry:
+        _import_namespace(registered)
+    if registered in gym.registry:
+        return
+    close = difflib.get_close_matches(registered, list(gym.registry), n=3, cutoff=0.6)
+    hint = f"; did you mean {', '.join(close)}?" if close else ""
+    raise UserError(f"unknown environment id {registered!r}{hint}")
+
+
+def registered_id(env_id: str) -> str:
+    """The registry id of `env_id`: "module:Ns/Env-v0" imports `module` (whose import
+    registers the environment, as gym.make does for this form) and gives "Ns/Env-v0"."""
     import gymlab.envs  # noqa: F401  registers gymlab's own environments
 
-    if env_id not in gym.registry:
-        _import_namespace(env_id)
-    if env_id in gym.registry:
-        return
-    close = difflib.get_close_matches(env_id, list(gym.registry), n=3, cutoff=0.6)
-    hint = f"; did you mean {', '.join(close)}?" if close else ""
-    raise UserError(f"unknown environment id {env_id!r}{hint}")
+    if ":" not in env_id:
+        return env_id
+    module, _, registered = env_id.partition(":")
+    _import_registering(module, env_id)
+    return registered
 
 
 def _import_namespace(env_id: str) -> None:
     """Import the package named by the namespace of "pkg/Env-v0", which registers its
     environments on import: gym.make does not do it (only for "pkg:pkg/Env-v0"), and the
-    packages `gymlab new-env` writes work this way."""
+    packages `gymlab new-env` writes work this way. No such package: nothing to do."""
     namespace = env_id.split("/", 1)[0] if "/" in env_id else ""
-    if not namespace.isidentifier():
-        return
+    if namespace.isidentifier():
+        _import_registering(namespace, env_id, missing_ok=True)
+
+
+def _import_registering(module: str, env_id: str, missing_ok: bool = False) -> None:
     try:
-        importlib.import_module(namespace)
+        importlib.import_module(module)
     except ModuleNotFoundError as exc:
-        if exc.name != namespace:
-            raise UserError(f"importing {namespace} to register {env_id} failed: {exc}") from None
+        if exc.name != module:
+            raise UserError(f"importing {module} to register {env_id} failed: {exc}") from None
+        if not missing_ok:
+            raise UserError(f"cannot import {module!r}, the module named in {env_id!r}") from None
     except Exception as exc:  # the package's own bug: name it on one line
-        raise UserError(f"importing {namespace} to register {env_id} failed: "
+        raise UserError(f"importing {module} to register {env_id} failed: "
                         f"{type(exc).__name__}: {exc}") from None
 
 
 def make_env(env_id: str, render_mode: str | None = None,
              kwargs: dict[str, Any] | None = None) -> gym.Env:
     """gym.make with one-line errors for unknown ids, bad keyword arguments and missing
-    optional dependencies."""
+    optional dependencies. `render_mode` is passed only when given: many environments'
+    constructors take none. An exception inside the environment's reset or step comes out
+    as an EnvError naming the environment and the step."""
     check_env_id(env_id)
+    options = dict(kwargs or {})
+    if render_mode is not None:
+        options["render_mode"] = render_mode
     try:
-        # the passive checker re-validates every step's output: ~13% of a CartPole PPO run
-        return gym.make(env_id, render_mode=render_mode, disable_env_checker=True,
-                        **(kwargs or {}))
+        # the passive checker re-validates every step's output, a large share of a small
+        # environment's step (benchmarks/cartpole_ppo.py)
+        env = gym.make(env_id, disable_env_checker=True, **options)
     except gym.error.DependencyNotInstalled as exc:
         raise UserError(f"{env_id} needs an optional dependency: {exc}") from None
     except TypeError as exc:
         if "argument" not in str(exc):
             raise
         raise UserError(f"{env_id}: {exc}") from None
+    return NamedFailures(env, env_id)
+
+
+class NamedFailures(gym.Wrapper):
+    """Re-raises an exception from the environment's reset or step as an EnvError whose
+    message names the environment id and the episode's step (gymlab's own UserErrors pass
+    through unchanged)."""
+
+    def __init__(self, env: gym.Env, env_id: str) -> None:
+        super().__init__(env)
+        self.env_id = env_id
+        self.episode_step = 0
+
+    def reset(self, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
+        self.episode_step = 0
+        try:
+            return self.env.reset(**kwargs)
+        except (UserError, EnvError):
+            raise
+        except Exception as exc:
+            raise EnvError(f"environment {self.env_id} failed in reset: "
+                           f"{_describe(exc)}", self.env_id, None) from exc
+
+    def step(self, action: Any) -> tuple[Any, Any, bool, bool, dict[str, Any]]:
+        self.episode_step += 1
+        try:
+            return self.env.step(action)
+        except (UserError, EnvError):
+            raise
+        except Exception as exc:
+            raise EnvError(f"environment {self.env_id} failed at step {self.episode_step} of "
+                           f"an episode: {_describe(exc)}", self.env_id,
+                           self.episode_step) from exc
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc).strip()
+    first = text.splitlines()[0] if text else ""
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
 
 
 class EnvPool:
@@ -142,6 +202,8 @@ class EnvPool:
         return next_obs, rewards, terminated, truncated, finished
 
     def state_dict(self) -> dict[str, Any]:
+        import torch
+
         return {
             "rng": generator_state(self.rng),
             "episode_seeds": torch.from_numpy(self.episode_seeds.copy()),

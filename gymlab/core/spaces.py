@@ -11,9 +11,9 @@ from gymlab.core.errors import UnsupportedSpaceError
 
 
 class ObservationEncoder:
-    """Maps observations of a Box, Discrete, MultiDiscrete or Dict space (of those) to flat
-    float32 vectors: Box flattened, Discrete and MultiDiscrete one-hot, Dict per key in the
-    space's key order, concatenated."""
+    """Maps observations of a Box, Discrete, MultiDiscrete, MultiBinary or Dict space (of
+    those, nested too) to flat float32 vectors: Box and MultiBinary flattened (any dtype),
+    Discrete and MultiDiscrete one-hot, Dict per key in the space's key order, concatenated."""
 
     def __init__(self, space: gym.Space) -> None:
         self.space = space
@@ -27,7 +27,7 @@ class ObservationEncoder:
 
 
 def _encoded_size(space: gym.Space) -> int:
-    if isinstance(space, gym.spaces.Box):
+    if isinstance(space, (gym.spaces.Box, gym.spaces.MultiBinary)):
         return int(np.prod(space.shape))
     if isinstance(space, gym.spaces.Discrete):
         return int(space.n)
@@ -37,12 +37,12 @@ def _encoded_size(space: gym.Space) -> int:
         return sum(_encoded_size(sub) for sub in space.spaces.values())
     raise UnsupportedSpaceError(
         f"observation space {type(space).__name__} is not supported "
-        "(Box, Discrete, MultiDiscrete, or a Dict of those)"
+        "(Box, Discrete, MultiDiscrete, MultiBinary, or a Dict of those)"
     )
 
 
 def _encode_into(space: gym.Space, obs: Any, out: np.ndarray) -> None:
-    if isinstance(space, gym.spaces.Box):
+    if isinstance(space, (gym.spaces.Box, gym.spaces.MultiBinary)):
         out[:] = np.asarray(obs, dtype=np.float32).reshape(-1)
     elif isinstance(space, gym.spaces.Discrete):
         out[:] = 0.0

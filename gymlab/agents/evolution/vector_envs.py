@@ -21,6 +21,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.utils import seeding
 
+from gymlab.core.envs import make_env, registered_id
 from gymlab.core.spaces import ObservationEncoder
 
 CARTPOLE_ENTRY_POINT = "gymnasium.envs.classic_control.cartpole:CartPoleEnv"
@@ -140,17 +141,16 @@ class EnvListBatch:
 
 def time_limit(env_id: str, env_kwargs: dict[str, Any]) -> int | None:
     """The episode step limit: env_kwargs' max_episode_steps, else the registered one."""
-    limit = env_kwargs.get("max_episode_steps", gym.spec(env_id).max_episode_steps)
+    limit = env_kwargs.get("max_episode_steps", gym.spec(registered_id(env_id)).max_episode_steps)
     return None if limit is None else int(limit)
 
 
 def make_batched_env(env_id: str, env_kwargs: dict[str, Any]) -> BatchedEnv:
-    """The fastest batched form of an environment id validated beforehand by make_env."""
-    import gymlab.envs  # noqa: F401  gymlab's own ids, in worker processes too
-
-    spec = gym.spec(env_id)
+    """The fastest batched form of an environment id validated beforehand by make_env
+    (registered_id registers gymlab's own ids and "module:Env-v0" ones in workers too)."""
+    spec = gym.spec(registered_id(env_id))
     kwargs = {**spec.kwargs, **env_kwargs}
     limit = kwargs.pop("max_episode_steps", spec.max_episode_steps)
     if spec.entry_point == CARTPOLE_ENTRY_POINT and not any(kwargs.values()) and limit:
         return CartPoleBatch(int(limit))
-    return EnvListBatch(lambda: gym.make(env_id, disable_env_checker=True, **env_kwargs))
+    return EnvListBatch(lambda: make_env(env_id, kwargs=env_kwargs))
