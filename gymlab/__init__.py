@@ -1,8 +1,15 @@
-"""gymlab: a reinforcement-learning lab on gymnasium and PyTorch."""
+"""gymlab: a reinforcement-learning lab on gymnasium and PyTorch.
+
+Importing gymlab registers its environments (gymlab/NAS-v0, gymlab/Navigation2D-v0, ...) with
+gymnasium, so `gym.make("gymlab/NAS-v0")` works after `import gymlab`. It does not import
+torch: the algorithms load on first use (`gymlab.PPO`, `gymlab.registry.algorithm`).
+"""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
+
+from gymlab import envs as envs  # noqa: F401  registers the environments; imports no torch
 
 __version__ = "0.1.0"
 
