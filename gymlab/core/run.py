@@ -6,6 +6,7 @@ import json
 import os
 import platform
 import random
+import re
 import signal
 import sys
 import time
@@ -13,13 +14,21 @@ import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
-
-import numpy as np
-import torch
+from typing import TYPE_CHECKING, Any, Literal
 
 from gymlab.core.config import require
-from gymlab.core.errors import CheckpointError, UserError
+from gymlab.core.errors import (
+    CheckpointError,
+    CheckpointWriteError,
+    CorruptCheckpointError,
+    UserError,
+)
+
+if TYPE_CHECKING:
+    import numpy as np
+
+# numpy and torch are imported inside the functions that use them: the CLI imports this
+# module to build its flags from RunConfig, and `gymlab --help` should not load torch.
 
 CHECKPOINT_FORMAT = "gymlab-checkpoint-v1"
 
@@ -63,6 +72,9 @@ class RunConfig:
 
 
 def seed_everything(seed: int, torch_threads: int) -> None:
+    import numpy as np
+    import torch
+
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
@@ -71,6 +83,9 @@ def seed_everything(seed: int, torch_threads: int) -> None:
 
 def rng_states() -> dict[str, Any]:
     """The global generators' states (python, numpy legacy, torch), loadable weights-only."""
+    import numpy as np
+    import torch
+
     return {
         "python": json.dumps(random.getstate()),
         "numpy": json.dumps(_jsonable(np.random.get_state(legacy=False))),
@@ -79,6 +94,9 @@ def rng_states() -> dict[str, Any]:
 
 
 def set_rng_states(states: dict[str, Any]) -> None:
+    import numpy as np
+    import torch
+
     version, internal, gauss = json.loads(states["python"])
     random.setstate((version, tuple(internal), gauss))
     np.random.set_state(json.loads(states["numpy"]))
@@ -94,6 +112,8 @@ def set_generator_state(rng: np.random.Generator, state: str) -> None:
 
 
 def _jsonable(value: Any) -> Any:
+    import numpy as np
+
     if isinstance(value, dict):
         return {k: _jsonable(v) for k, v in value.items()}
     if isinstance(value, np.ndarray):
@@ -105,6 +125,8 @@ def _jsonable(value: Any) -> Any:
 
 def versions() -> dict[str, str]:
     import gymnasium
+    import numpy as np
+    import torch
 
     import gymlab
 
@@ -127,9 +149,9 @@ class RunDir:
     @classmethod
     def create(cls, logdir: str, algo: str, env_id: str, config: dict[str, Any],
                name: str | None = None) -> RunDir:
-        """A new run directory `<logdir>/<name>-<stamp>` (name: `<algo>-<env>` by default)
-        holding config.json."""
-        path = new_dir(Path(logdir), name or f"{algo}-{env_id.replace('/', '_')}")
+        """A new `<logdir>/<name>-<YYYYmmdd-HHMMSS>` with config.json; `name` defaults to
+        f"{algo}-{env_id}", made safe for a folder name."""
+        path = new_dir(Path(logdir), safe_name(name or f"{algo}-{env_id}"))
         record = {
             "algo": algo,
             **config,
@@ -156,21 +178,32 @@ class RunDir:
         return self.path / "checkpoints" / f"{name}.pt"
 
 
+def safe_name(name: str) -> str:
+    """`name` with every character but letters, digits, '.', '_' and '-' replaced by '_'
+    (env ids hold '/' and, in the "module:Env-v0" form, ':')."""
+    return re.sub(r"[^A-Za-z0-9._-]", "_", name)
+
+
 def new_dir(parent: Path, name: str) -> Path:
     """Create `parent/name-YYYYmmdd-HHMMSS` (with -2, -3, ... when taken) and return it.
     mkdir without exist_ok claims the name even against a process racing for it."""
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise UserError(f"the log directory {parent} is a file, not a folder") from None
+    except OSError as exc:
+        raise UserError(f"cannot create the log directory {parent}: {exc.strerror}") from None
     base = f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
-    path, n = parent / base, 1
-    while True:
+    path = parent / base
+    for n in range(2, 10_000):
         try:
-            parent.mkdir(parents=True, exist_ok=True)
             path.mkdir()
             return path
         except FileExistsError:
-            n += 1
             path = parent / f"{base}-{n}"
         except OSError as exc:
             raise UserError(f"cannot create the run directory {path}: {exc.strerror}") from None
+    raise UserError(f"cannot create a run directory in {parent}: every name {base}-N is taken")
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -179,34 +212,109 @@ def atomic_write_text(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+_being_written: set[Path] = set()
+"""Temporary checkpoint files being written, removed if a second signal ends the process."""
+
+
 def save_checkpoint(path: str | Path, algo: str, payload: dict[str, Any]) -> None:
-    """Write a checkpoint atomically: a crash mid-write leaves the previous file intact."""
+    """Write a checkpoint atomically: a crash mid-write leaves the previous file intact. A
+    failed write (disk full, permissions) raises CheckpointWriteError (an OSError) with one
+    line, after removing its temporary file."""
+    import torch
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        torch.save({"format": CHECKPOINT_FORMAT, "algo": algo, **payload}, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    _being_written.add(tmp)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "wb") as f:
+            torch.save({"format": CHECKPOINT_FORMAT, "algo": algo, **payload}, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except (OSError, RuntimeError) as exc:
+        tmp.unlink(missing_ok=True)
+        # torch's archive writer reports a failed write (a full disk) as a RuntimeError
+        if isinstance(exc, RuntimeError) and not _is_write_failure(exc):
+            raise
+        raise CheckpointWriteError(
+            f"cannot write the checkpoint {path}: {_first_line(exc)} (is the disk full?); "
+            "the previous checkpoint is kept") from None
+    finally:
+        _being_written.discard(tmp)
+
+
+def _is_write_failure(exc: RuntimeError) -> bool:
+    text = str(exc)
+    return "write" in text or "inline_container" in text or "unexpected pos" in text
+
+
+def _first_line(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _archive_problem(path: Path) -> str | None:
+    """Why `path` is not an intact checkpoint archive (torch writes zip files with checksums),
+    or None. Reads the file, runs nothing."""
+    try:
+        if not zipfile.is_zipfile(path):
+            return "not a checkpoint archive"
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()
+    except (OSError, zipfile.BadZipFile, EOFError, ValueError) as exc:
+        return _first_line(exc)
+    return f"{bad} fails its checksum" if bad is not None else None
+
+
+def checkpoint_for(run_or_file: str | Path, which: Literal["best", "last"] = "best") -> Path:
+    """The checkpoint file a command acts on: a file as given, or a run directory's
+    `which`.pt. best.pt falls back to last.pt, with a note on stderr, when it is missing
+    (no evaluation yet) or truncated or corrupt."""
+    path = Path(run_or_file)
+    if not path.exists():
+        raise CheckpointError(f"{path} does not exist")
+    if not path.is_dir():
+        return path
+    run = RunDir.open(path)
+    file = run.checkpoint(which)
+    last = run.checkpoint("last")
+    if which == "best" and last.is_file():
+        problem = ("has no best.pt yet" if not file.exists()
+                   else f"has a truncated or corrupt best.pt ({reason})"
+                   if (reason := _archive_problem(file)) else None)
+        if problem is not None:
+            print(f"note: {path} {problem}; using last.pt", file=sys.stderr)
+            return last
+    if not file.exists():
+        raise CheckpointError(f"{path} has no checkpoint ({file} is missing)")
+    return file
 
 
 def load_checkpoint(path: str | Path, algo: str | None = None) -> dict[str, Any]:
-    """Load a checkpoint without running code (weights_only), with one-line errors."""
+    """Load a checkpoint (a file, or a run directory: see checkpoint_for) without running code
+    (weights_only), with one-line errors."""
+    import torch
+
     path = Path(path)
     if path.is_dir():
-        run = RunDir.open(path)
-        path = run.checkpoint("best") if run.checkpoint("best").exists() else run.checkpoint("last")
+        path = checkpoint_for(path)
     if not path.is_file():
         raise CheckpointError(f"no checkpoint at {path}")
+    problem = _archive_problem(path)
+    if problem is not None:  # not unpickled at all: damage, not a security question
+        raise CorruptCheckpointError(f"checkpoint {path} is truncated or corrupt ({problem})")
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"checkpoint {path} is truncated or corrupt ({first})") from None
-    except Exception as exc:  # the weights-only unpickler raises a bare UnpicklingError
+        raise CorruptCheckpointError(
+            f"checkpoint {path} is truncated or corrupt ({_first_line(exc)})") from None
+    except Exception as exc:  # the weights-only unpickler refuses code: a crafted file
         raise CheckpointError(
-            f"checkpoint {path} cannot be read safely ({type(exc).__name__})") from None
+            f"checkpoint {path} cannot be read safely ({type(exc).__name__}: it asks to run "
+            "code or build objects a checkpoint does not hold)") from None
     if not isinstance(data, dict) or data.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{path} is not a gymlab checkpoint")
     if algo is not None and data["algo"] != algo:
@@ -214,10 +322,22 @@ def load_checkpoint(path: str | Path, algo: str | None = None) -> dict[str, Any]
     return data
 
 
+def _interactive() -> bool:
+    """A Python prompt or a Jupyter kernel, where ending the process would lose the session."""
+    return hasattr(sys, "ps1") or bool(sys.flags.interactive) or "ipykernel" in sys.modules
+
+
 class GracefulInterrupt:
     """Turns the first SIGINT/SIGTERM into a flag the training loop checks between steps
-    (and a call of `on_signal`, for loops that must be told); a second one interrupts at
-    once."""
+    (and a call of `on_signal`, for loops that must be told).
+
+    A second signal means "stop now": the process ends at once and silently with 128 + the
+    signal, the last finished checkpoint kept (checkpoints are replaced atomically). This
+    holds after the context has ended too, while the interrupted process shuts down (a
+    traceback from an exit handler would bury the message saying how to resume). At an
+    interactive prompt the second signal raises KeyboardInterrupt instead, and the previous
+    handlers come back when the context ends.
+    """
 
     def __init__(self, on_signal: Callable[[int], None] | None = None) -> None:
         self.signal: int | None = None
@@ -234,7 +354,9 @@ class GracefulInterrupt:
 
     def _handle(self, signum: int, frame: Any) -> None:
         if self.signal is not None:
-            raise KeyboardInterrupt
+            if _interactive():
+                raise KeyboardInterrupt
+            _exit_now(signum, frame)
         self.signal = signum
         if self.on_signal is not None:
             self.on_signal(signum)
@@ -248,5 +370,19 @@ class GracefulInterrupt:
         return self
 
     def __exit__(self, *exc: Any) -> None:
+        quiet = self.requested and not _interactive()
         for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
+            signal.signal(sig, _exit_now if quiet else handler)
+        self._previous.clear()
+
+
+def _exit_now(signum: int, frame: Any) -> None:
+    """End the process at once with 128 + signum, without tracebacks or exit handlers."""
+    for tmp in list(_being_written):
+        tmp.unlink(missing_ok=True)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(128 + signum)
