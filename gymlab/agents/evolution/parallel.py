@@ -12,8 +12,6 @@ part or share it was in (slots never mix), so they do not depend on the number o
 
 from __future__ import annotations
 
-import multiprocessing
-import signal
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from typing import Any
@@ -24,12 +22,9 @@ from gymlab.agents.evolution import compiled
 from gymlab.agents.evolution.policy import ActionHead, MLPSpec, ObsNorm
 from gymlab.agents.evolution.rollout import Fitness, evaluate_population
 from gymlab.agents.evolution.vector_envs import BatchedEnv, make_batched_env
+from gymlab.core.processes import worker_pool
 
 _envs: dict[str, BatchedEnv] = {}
-
-
-def _ignore_sigint() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle
 
 
 def evaluate_part(env_id: str, env_kwargs: dict[str, Any], spec: MLPSpec, head: ActionHead,
@@ -67,11 +62,9 @@ class PopulationEvaluator:
                 # the compiled kernel releases the GIL: threads, and no process start-up
                 self.threads = ThreadPoolExecutor(self.workers)
             elif self.workers > 1:
-                # spawn: a clean process (fork would copy TensorBoard's writer thread); the
-                # worker side imports numpy and gymnasium only, not torch
-                self.pool = ProcessPoolExecutor(
-                    self.workers - 1, mp_context=multiprocessing.get_context("spawn"),
-                    initializer=_ignore_sigint)
+                # the worker side imports numpy and gymnasium only, not torch; the workers
+                # end with this process, even when it is killed
+                self.pool = worker_pool(self.workers - 1)
         return self
 
     def _start_ray(self) -> None:
