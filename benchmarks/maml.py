@@ -1,4 +1,4 @@
-"""MAML benchmark (issue 6): the paper's 2D-navigation protocol, seconds per meta-batch,
+"""MAML benchmark: the paper's 2D-navigation protocol, seconds per meta-batch,
 and HalfCheetahDir adaptation.
 
 1. paper: meta-train 2D navigation with the MAML authors' own hyperparameters (PAPER_CONFIG,
@@ -85,7 +85,7 @@ def paper(batches: int | None, run_dir: Path, seed: int, config: str,
     if (run_dir / "checkpoints" / "last.pt").exists():
         overrides = {} if batches is None else {"num_batches": batches}
         agent = MAML.resume(run_dir, progress=False, **overrides)
-        print(f"[paper] resuming {run_dir} at batch {agent.batch} (its own config)", flush=True)
+        print(f"[paper] resuming {run_dir} at batch {agent.step} (its own config)", flush=True)
     else:
         if batches is None:
             batches = MAMLConfig.num_batches if config == "pytorch-maml-rl" else PAPER_BATCHES
@@ -96,7 +96,7 @@ def paper(batches: int | None, run_dir: Path, seed: int, config: str,
     print(f"[paper] config: fast_lr {cfg.fast_lr}, meta_batch_size {cfg.meta_batch_size}, "
           f"fast_batch_size {cfg.fast_batch_size}, {cfg.num_layers} x {cfg.hidden_size} "
           f"{cfg.nonlinearity}, action_scale {cfg.action_scale}, max_kl {cfg.max_kl}, "
-          f"{cfg.num_batches} batches, seed {cfg.seed}", flush=True)
+          f"{cfg.num_batches} batches, seed {agent.run_config.seed}", flush=True)
     # the test's step sizes: the run's fast_lr for every step, and halved after the first
     # (the MAML authors' test_maml_point.py: init_learning_rate 0.5, then 0.5 * 0.5)
     schedules = [test_lr] if test_lr else [[cfg.fast_lr], [cfg.fast_lr, cfg.fast_lr / 2]]
@@ -104,15 +104,15 @@ def paper(batches: int | None, run_dir: Path, seed: int, config: str,
     results: dict[str, object] = {}
     with agent:
         agent.learn()
-        print(f"[paper] trained to batch {agent.batch} ({time.perf_counter() - start:.0f} s "
+        print(f"[paper] trained to batch {agent.step} ({time.perf_counter() - start:.0f} s "
               f"this call); load: {load()}", flush=True)
         for lrs in schedules:
-            results[f"final {lrs}"] = protocol(agent, lrs, f"final (batch {agent.batch})")
+            results[f"final {lrs}"] = protocol(agent, lrs, f"final (batch {agent.step})")
     with MAML.load(run_dir / "checkpoints" / "best.pt") as best:
         for lrs in schedules:
-            results[f"best {lrs}"] = protocol(best, lrs, f"best.pt (batch {best.batch})")
+            results[f"best {lrs}"] = protocol(best, lrs, f"best.pt (batch {best.step})")
     (run_dir / "paper_protocol.json").write_text(
-        json.dumps({"batches": agent.batch, **results}, indent=2) + "\n")
+        json.dumps({"batches": agent.step, **results}, indent=2) + "\n")
 
 
 def protocol(agent: MAML, lrs: list[float], name: str) -> dict[str, object]:
@@ -127,7 +127,7 @@ def protocol(agent: MAML, lrs: list[float], name: str) -> dict[str, object]:
                    else "worse by more than one s.e.")
         print(f"[paper] {name}, step size {steps}: after {step} step(s): {mean:8.2f} ± "
               f"{se:.2f}   paper {PAPER[step]:6.1f}   ({verdict})", flush=True)
-    return {"batch": agent.batch, "step_sizes": lrs, "rows": rows}
+    return {"batch": agent.step, "step_sizes": lrs, "rows": rows}
 
 
 SPEED_PATHS = ("reference-method", "autograd", "torch-ops", "gymlab", "gymlab-2-threads")
@@ -218,10 +218,10 @@ def speed(batches: int) -> None:
             theta = {p: flat(m.parameters()) for p, m in copies.items()}
             drift = max((t - theta["gymlab"]).norm().item() for t in theta.values())
             agent.policy.load_state_dict(copies["gymlab"].state_dict())
-            print(f"[speed] batch {agent.batch + 1}: meta-update CPU-s "
+            print(f"[speed] batch {agent.step + 1}: meta-update CPU-s "
                   + ", ".join(f"{p} {cpu[p][-1]:.2f}" for p in SPEED_PATHS)
                   + f"; paths' parameters within {drift:.1e}", flush=True)
-            agent.batch += 1
+            agent.step += 1
     print(f"[speed] load after: {load()}")
     # per batch: sampling plus each path's meta-update
     total_cpu = {p: statistics.median(cpu["sampling"]) + statistics.median(cpu[p])
@@ -283,7 +283,7 @@ def training_child(mode: str, batches: int) -> None:
     times: dict[str, list[float]] = {"cpu": [], "wall": []}
     with agent:
         for _ in range(batches):
-            scalars = agent.train_batch()
+            scalars, _ = agent.train_batch()
             times["cpu"].append(scalars["time/batch_cpu_seconds"])
             times["wall"].append(scalars["time/batch_seconds"])
     print(json.dumps(times))
@@ -297,10 +297,10 @@ def cheetah(batches: int, tasks: int, workers: int) -> None:
     start = time.perf_counter()
     with agent:
         for _ in range(batches):
-            scalars = agent.train_batch()
+            scalars, _ = agent.train_batch()
             before = scalars["total_rewards/before_update"]
             after = scalars["total_rewards/after_update"]
-            print(f"[cheetah] batch {agent.batch}: before {before:8.2f}  after {after:8.2f}"
+            print(f"[cheetah] batch {agent.step}: before {before:8.2f}  after {after:8.2f}"
                   f"  ({scalars['time/batch_seconds']:.1f} s)", flush=True)
         print(f"[cheetah] {batches} batches of {tasks} tasks x 20 episodes in "
               f"{time.perf_counter() - start:.0f} s; load: {load()}", flush=True)

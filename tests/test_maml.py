@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
+import os
 import platform
 import signal
 import subprocess
@@ -35,6 +36,8 @@ from gymlab.agents.maml.policy import (
 )
 from gymlab.agents.maml.samplers import VectorEnvBatch, rollout
 from gymlab.agents.maml.trpo import conjugate_gradient, flat, line_search, set_flat
+from gymlab.core.config import to_dict
+from gymlab.core.run import load_checkpoint, save_checkpoint
 from gymlab.envs.navigation import NavigationBatch
 from tests.test_cli import assert_one_line_error, run_main
 
@@ -459,8 +462,14 @@ def final_state(agent):
 
 
 def records(run_dir):
-    lines = [json.loads(line) for line in (run_dir / "progress.jsonl").read_text().splitlines()]
-    return [{k: v for k, v in r.items() if not k.startswith("time/")} for r in lines]
+    """progress.jsonl, one record per meta-batch (its scalars and its score, merged), without
+    the timings."""
+    merged: dict[int, dict] = {}
+    for line in (run_dir / "progress.jsonl").read_text().splitlines():
+        record = json.loads(line)
+        merged.setdefault(record["step"], {}).update(
+            {k: v for k, v in record.items() if not k.startswith("time/")})
+    return list(merged.values())
 
 
 def test_same_seed_same_numbers(tmp_path):
@@ -479,15 +488,83 @@ def test_resume_equals_uninterrupted(tmp_path):
     config = {**TINY, "num_batches": 3, "seed": 1}
     with MAML(**config, output_folder=str(tmp_path / "whole")) as whole:
         whole.learn()
-    with MAML(**config, output_folder=str(tmp_path / "split")) as first:
-        first.learn(num_batches=1)
+    with MAML(**{**config, "num_batches": 1}, output_folder=str(tmp_path / "split")) as first:
+        first.learn()
     with MAML.resume(tmp_path / "split", num_batches=3) as rest:
-        assert rest.batch == 1
+        assert rest.step == 1
         rest.learn()
+        assert rest.outcome == "completed" and rest.exit_code == 0
         assert torch.equal(final_state(rest), final_state(whole))
     assert records(tmp_path / "split") == records(tmp_path / "whole")
     with pytest.raises(ValueError, match="cannot change fast_lr"):
         MAML.resume(tmp_path / "split", fast_lr=0.5)
+
+
+def test_sigterm_saves_exits_143_and_resumes_exactly(tmp_path):
+    """SIGTERM during a run (here: sent from the score callback after the first batch)
+    ends it after that batch with last.pt saved and exit code 143; resuming it gives the
+    numbers of an uninterrupted run, best.pt included."""
+    config = {**TINY, "num_batches": 2, "seed": 2, "logdir": str(tmp_path)}
+    with MAML(**config) as whole:
+        whole.learn()
+    with MAML(**config) as cut:
+        cut.learn(on_eval=lambda step, result: os.kill(os.getpid(), signal.SIGTERM))
+        assert (cut.outcome, cut.exit_code, cut.step) == ("interrupted", 143, 1)
+    assert cut.run.checkpoint("last").exists()
+    with MAML.resume(cut.run.path) as rest:
+        rest.learn()
+        assert rest.exit_code == 0 and rest.step == 2
+        assert torch.equal(final_state(rest), final_state(whole))
+    assert records(cut.run.path) == records(whole.run.path)
+    best = [MAML.load(run.path / "checkpoints" / "best.pt") for run in (whole.run, cut.run)]
+    assert torch.equal(final_state(best[0]), final_state(best[1]))
+
+
+def test_maml_is_an_algorithm_with_its_tuned_table(tmp_path):
+    """The registry finds MAML; its tuned table answers either spelling of a family; a run's
+    config.json has the shared layout; progress counts meta-batches up to num_batches."""
+    from gymlab.core.algorithm import tuned_defaults
+    from gymlab.registry import algorithm
+
+    assert algorithm("maml") is MAML and MAML.unit == "meta-batch"
+    for env in ("HalfCheetahDir-v0", "gymlab/HalfCheetahDir-v0"):
+        assert tuned_defaults(MAML, env) == {"meta_batch_size": 40, "action_scale": 10.0}
+    with MAML(**TINY, logdir=str(tmp_path)) as agent:
+        assert agent.run_config.env == "Navigation2D-v0" and agent.progress_total() == 2
+        agent.learn()
+    config = json.loads((agent.run.path / "config.json").read_text())
+    assert config["run"]["seed"] == 0 and config["maml"]["fast_batch_size"] == 4
+    assert config["unit"] == "meta-batch" and "env" not in config["maml"]
+    assert [r["eval/return_mean"] for r in records(agent.run.path)] == pytest.approx(
+        [r["total_rewards/after_update"] for r in records(agent.run.path)], rel=1e-5)
+    lines = agent.eval_lines("best.pt", episodes=2, seed=0)
+    assert "40 new tasks" in lines[0] and lines[-1].startswith("after 3 step(s)")
+    score = agent.evaluate(episodes=2, seed=0)
+    assert score.returns.shape == (40,) and np.isfinite(score.mean)
+
+
+def test_a_run_written_before_the_shared_lifecycle_loads_and_resumes(tmp_path):
+    """An older run directory (config.json and checkpoints with env, seed and progress in
+    the maml section, no "run" section, no session state) still evaluates and resumes."""
+    with MAML(**{**TINY, "num_batches": 1}, output_folder=str(tmp_path / "new")) as agent:
+        agent.learn()
+    old = tmp_path / "old"
+    (old / "checkpoints").mkdir(parents=True)
+    section = {**to_dict(agent.config), "env": "Navigation2D-v0", "env_kwargs": {},
+               "seed": 0, "progress": False}
+    (old / "config.json").write_text(json.dumps({"algo": "maml", "maml": section}))
+    for name in ("best", "last"):
+        data = load_checkpoint(tmp_path / "new" / "checkpoints" / f"{name}.pt")
+        data["config"] = {"maml": section}
+        if "state" in data:
+            del data["state"]["session"]
+        save_checkpoint(old / "checkpoints" / f"{name}.pt", "maml", data)
+    with MAML.load(old) as loaded:
+        assert loaded.step == 1 and loaded.run_config.seed == 0
+        assert torch.equal(final_state(loaded), final_state(agent))
+    with MAML.resume(old, num_batches=2) as resumed:
+        resumed.learn()
+        assert resumed.step == 2 and resumed.exit_code == 0
 
 
 def test_adaptation_curve_test_step_size():
@@ -516,24 +593,42 @@ TINY_FLAGS = ["--meta-batch-size", "3", "--fast-batch-size", "4", "--num-batches
 
 
 @pytest.mark.smoke
-def test_cli_meta_maml_eval_and_resume(tmp_path, capsys, monkeypatch):
-    monkeypatch.setenv("SLURM_JOB_ID", "777")
-    out = tmp_path / "nav"
-    code, _, err = run_main(capsys, "meta", "maml", "--env", "Navigation2D-v0", *TINY_FLAGS,
-                            "--output-folder", str(out), "--first-order")
+def test_cli_train_maml_resume_and_eval(tmp_path, capsys):
+    """MAML through the commands every algorithm has: train, train --resume, eval (which
+    prints the adaptation curve)."""
+    code, _, err = run_main(capsys, "train", "maml", "--env", "Navigation2D-v0", *TINY_FLAGS,
+                            "--logdir", str(tmp_path), "--first-order")
     assert code == 0, err
-    run = tmp_path / "nav-777"
+    (run,) = tmp_path.glob("maml-Navigation2D-v0-*")
     config = json.loads((run / "config.json").read_text())
     assert config["algo"] == "maml" and config["maml"]["first_order"] is True
-    assert config["maml"]["fast_batch_size"] == 4
+    assert config["maml"]["fast_batch_size"] == 4 and config["run"]["env"] == "Navigation2D-v0"
     assert {p.name for p in (run / "checkpoints").iterdir()} == {"best.pt", "last.pt"}
     assert any(p.name.startswith("events.out.tfevents") for p in run.iterdir())
     logged = records(run)
     assert [r["step"] for r in logged] == [1, 2]
-    assert {"total_rewards/before_update", "total_rewards/after_update"} <= set(logged[0])
-    code, _, err = run_main(capsys, "meta", "maml", "--resume", str(run), "--num-batches", "3")
+    assert {"total_rewards/before_update", "total_rewards/after_update",
+            "eval/return_mean"} <= set(logged[0])
+    code, _, err = run_main(capsys, "train", "maml", "--resume", str(run), "--num-batches", "3")
     assert code == 0, err
     assert [r["step"] for r in records(run)] == [1, 2, 3]
+    code, text, err = run_main(capsys, "eval", str(run), "--episodes", "2")
+    assert code == 0, err
+    assert "new tasks" in text and "after 3 step(s)" in text
+
+
+@pytest.mark.smoke
+def test_cli_meta_maml_output_folder_and_meta_eval(tmp_path, capsys, monkeypatch):
+    """pytorch-maml-rl's spelling: meta maml --output-folder (the run directory itself,
+    -$SLURM_JOB_ID appended), meta eval's plotted adaptation curve and its step sizes."""
+    monkeypatch.setenv("SLURM_JOB_ID", "777")
+    code, _, err = run_main(capsys, "meta", "maml", "--env", "Navigation2D-v0", *TINY_FLAGS,
+                            "--output-folder", str(tmp_path / "nav"), "--first-order")
+    assert code == 0, err
+    run = tmp_path / "nav-777"
+    assert json.loads((run / "config.json").read_text())["maml"]["first_order"] is True
+    assert [r["step"] for r in records(run)] == [1, 2]
+    assert [p.name for p in tmp_path.iterdir()] == ["nav-777"]
     code, text, err = run_main(capsys, "meta", "eval", str(run), "--tasks", "4",
                                "--grad-steps", "2", "--episodes", "3")
     assert code == 0, err
@@ -561,8 +656,8 @@ def test_cli_meta_maml_eval_and_resume(tmp_path, capsys, monkeypatch):
     (["--fast-batch-size", "two"], "expected int"),
 ])
 def test_cli_bad_input_is_one_line(tmp_path, capsys, flags, message):
-    code, _, err = run_main(capsys, "meta", "maml", *TINY_FLAGS, *flags,
-                            "--output-folder", str(tmp_path / "x"))
+    code, _, err = run_main(capsys, "train", "maml", *TINY_FLAGS, *flags,
+                            "--logdir", str(tmp_path / "x"))
     assert code == 2
     assert_one_line_error(err)
     assert message in err
@@ -571,23 +666,24 @@ def test_cli_bad_input_is_one_line(tmp_path, capsys, flags, message):
 
 @pytest.mark.smoke
 def test_ctrl_c_saves_and_resume_continues(tmp_path):
-    run = tmp_path / "run"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "gymlab", "meta", "maml", *TINY_FLAGS, "--num-batches", "10000",
-         "--output-folder", str(run)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    progress = run / "progress.jsonl"
+        [sys.executable, "-m", "gymlab", "train", "maml", *TINY_FLAGS, "--num-batches",
+         "10000", "--logdir", str(tmp_path)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
-    while not (progress.exists() and progress.read_text().count("\n") >= 2):
+    while not (list(tmp_path.glob("*/progress.jsonl")) and len(records(
+            next(tmp_path.glob("*/progress.jsonl")).parent)) >= 2):
         assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
         time.sleep(0.2)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
+    (run,) = tmp_path.glob("maml-*")
     assert proc.returncode == 130 and "Traceback" not in err, err
-    assert f"resume with: gymlab meta maml --resume {run}" in err
+    assert "resume with: gymlab" in err and str(run) in err
     done = len(records(run))
     assert (run / "checkpoints" / "last.pt").exists() and done >= 2
     agent = MAML.resume(run, num_batches=done + 1)
-    assert agent.batch == done
+    assert agent.step == done
     with agent:
         agent.learn()
     assert [r["step"] for r in records(run)] == list(range(1, done + 2))
@@ -641,8 +737,8 @@ def test_mujoco_family_through_worker_processes(tmp_path):
 @pytest.mark.smoke
 def test_mujoco_family_without_the_extra_says_how_to_install(tmp_path, capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "mujoco", None)  # import mujoco now fails
-    code, _, err = run_main(capsys, "meta", "maml", "--env", "HalfCheetahDir-v0", *TINY_FLAGS,
-                            "--output-folder", str(tmp_path / "x"))
+    code, _, err = run_main(capsys, "train", "maml", "--env", "HalfCheetahDir-v0", *TINY_FLAGS,
+                            "--logdir", str(tmp_path / "x"))
     assert code == 2 and 'pip install -e ".[mujoco]"' in err
     assert_one_line_error(err)
     with pytest.raises(ValueError, match="mujoco"):

@@ -2,14 +2,15 @@
 
 The defaults are those of pytorch-maml-rl's configs (configs/maml/*.yaml): 2D navigation
 with meta_batch_size 20, the MuJoCo families with 40 and actions scaled by 10 (their
-normalization_scale); everything else is shared (fast
+normalization_scale: FAMILY_DEFAULTS, MAML's tuned table); everything else is shared (fast
 batch 20 episodes, one inner step of lr 0.1, 2 x 64 tanh, gamma 0.99, GAE tau 1.0, 500
 batches, TRPO max_kl 0.01, 10 CG iterations, damping 1e-5, 15 line-search steps of 0.8).
+The task family, its keyword arguments and the seed are the run's (core.run.RunConfig).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import gymnasium as gym
@@ -35,19 +36,14 @@ FAMILY_DEFAULTS: dict[str, dict[str, Any]] = {
     "Navigation2D-v0": {"meta_batch_size": 20},
     **{name: {"meta_batch_size": 40, "action_scale": 10.0} for name in MUJOCO_FAMILIES},
 }
-"""What differs from MAMLConfig's defaults per family (pytorch-maml-rl's configs)."""
+"""What differs from MAMLConfig's defaults per family (pytorch-maml-rl's configs): the
+`MAML.TUNED` table, keyed by the short id (the gymlab/ spelling finds it too)."""
 
 
 @dataclass(frozen=True)
 class MAMLConfig:
     """MAML with a TRPO meta-update (Finn et al., 2017), names as in pytorch-maml-rl."""
 
-    env: str = "Navigation2D-v0"
-    """Task family: Navigation2D-v0, HalfCheetahVel-v0, HalfCheetahDir-v0, AntVel-v0,
-    AntDir-v0, AntPos-v0 (the gymlab/ prefix is optional), or any gymnasium id whose
-    environment has sample_tasks(n, rng) and reset_task(task)."""
-    env_kwargs: dict[str, Any] = field(default_factory=dict)
-    """Keyword arguments of the family's environment, as a JSON object."""
     max_episode_steps: int | None = None
     """Horizon of an episode (none: the family's: 100 for 2D navigation, 200 for the MuJoCo
     families as in the MAML paper; pytorch-maml-rl used 100)."""
@@ -96,13 +92,9 @@ class MAMLConfig:
     meta-update's Hessian products (Gaussian policies). Results do not depend on it."""
     device: str = "cpu"
     """torch device of the policy and the meta-update (cpu, cuda)."""
-    seed: int = 0
-    """Seed of tasks, episodes and the policy's initial weights."""
     output_folder: str | None = None
-    """Run directory, made new (none: runs/maml-<env>-<time>); -$SLURM_JOB_ID is appended
-    when that variable is set."""
-    progress: bool = True
-    """Show a progress bar (plain lines every tenth of the run when not on a terminal)."""
+    """The run directory itself, made new, as pytorch-maml-rl's --output-folder (none: the
+    usual <logdir>/maml-<env>-<time>); -$SLURM_JOB_ID is appended when that variable is set."""
 
     def __post_init__(self) -> None:
         for name in ("hidden_size", "num_layers", "fast_batch_size", "num_steps", "num_batches",

@@ -16,6 +16,8 @@ class AdaptationCurve:
 
     returns: np.ndarray
     """[steps + 1, tasks]: each task's mean episode return after i steps."""
+    lengths: np.ndarray
+    """[steps + 1, tasks]: each task's mean episode length after i steps."""
 
     @property
     def mean(self) -> np.ndarray:
