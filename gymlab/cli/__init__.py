@@ -14,7 +14,7 @@ from types import ModuleType
 
 from gymlab.cli import evaluate, meta, nas, new_env, plot, record, train, tune
 from gymlab.cli.parser import EXIT_USER_ERROR, REST, Parser, listing
-from gymlab.core.errors import UserError
+from gymlab.core.errors import EnvError, UserError
 
 __all__ = ["COMMANDS", "EXIT_USER_ERROR", "Parser", "main"]
 
@@ -41,19 +41,18 @@ def _version() -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run one command; its exit code: 0 done, 1 diverged or an OS error, 2 a user error,
-    130/143 stopped by SIGINT/SIGTERM (after saving)."""
+    """Run one command; its exit code: 0 done, 1 diverged, a failing environment or an OS
+    error (disk full), 2 a user error, 130/143 stopped by SIGINT/SIGTERM (after saving)."""
     top = parser()
     rest = getattr(top.parse_args(sys.argv[1:] if argv is None else list(argv)), REST)
     if not rest:
         top.error("a command is needed: " + ", ".join(COMMANDS))
     command = COMMANDS[top.choose(rest[0], list(COMMANDS), "COMMAND")]
-    args = command.parse(rest[1:])
     try:
-        return command.run(args)
+        return command.run(command.parse(rest[1:]))
     except UserError as exc:
         print(f"gymlab: error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
-    except OSError as exc:  # disk full, permissions: not a bug of ours, so no traceback
+    except (OSError, EnvError) as exc:  # disk full, an environment that crashed: one line
         print(f"gymlab: error: {exc}", file=sys.stderr)
         return 1

@@ -26,17 +26,10 @@ def parser() -> Parser:
 
 
 def maml_parser() -> Parser:
-    from gymlab.agents.maml import MAMLConfig
-    from gymlab.core.config import add_arguments
+    """`gymlab train maml`'s flags under this name."""
+    from gymlab.cli.train import algorithm_parser
 
-    maml = Parser(prog="gymlab meta maml", description="MAML with a TRPO meta-update. Defaults "
-                  "are pytorch-maml-rl's published configs; the MuJoCo families use "
-                  "meta_batch_size 40 and action_scale 10. config.json records what a run used.")
-    maml.add_argument("--resume", metavar="RUN_DIR", default=None,
-                      help="continue the run in RUN_DIR from its checkpoints/last.pt (only "
-                      "--num-batches, --progress and --num-workers may change)")
-    add_arguments(maml, MAMLConfig, "MAML options")
-    return maml
+    return algorithm_parser("maml", prog="gymlab meta maml")
 
 
 def eval_parser() -> Parser:
@@ -81,21 +74,14 @@ def run(args: argparse.Namespace) -> int:
 
 
 def meta_maml(args: argparse.Namespace) -> int:
-    import dataclasses
+    from gymlab.cli.train import learn
 
-    from gymlab.agents.maml import MAML, MAMLConfig
-
-    options = {f.name: getattr(args, f.name) for f in dataclasses.fields(MAMLConfig)
-               if hasattr(args, f.name)}
-    agent = MAML.resume(args.resume, **options) if args.resume else MAML(**options)
-    with agent:
-        agent.learn()
-    return agent.exit_code
+    return learn("maml", args)
 
 
 def meta_eval(args: argparse.Namespace) -> int:
-    from gymlab.agents.maml import MAML
     from gymlab.cli.runs import checkpoint_file
+    from gymlab.registry import algorithm
 
     if args.grad_steps < 0:
         raise UserError(f"--grad-steps must be >= 0, got {args.grad_steps}")
@@ -108,14 +94,15 @@ def meta_eval(args: argparse.Namespace) -> int:
                             f"{args.fast_lr!r}") from None
     path = checkpoint_file(args.run, args.checkpoint, algo="maml")
     folder = Path(args.run) if Path(args.run).is_dir() else path.parent.parent
-    with MAML.load(path, progress=False) as agent:
+    with algorithm("maml").load(path, progress=False) as agent:
         curve = agent.adaptation_curve(args.tasks, args.grad_steps, args.episodes, args.seed,
                                        fast_lr)
     out = Path(args.out) if args.out else folder / "adaptation.png"
-    curve.plot(out, f"MAML on {agent.config.env}: {args.tasks} new tasks, "
+    env = agent.run_config.env
+    curve.plot(out, f"MAML on {env}: {args.tasks} new tasks, "
                f"{args.episodes} episodes per step")
     out.with_suffix(".json").write_text(json.dumps(curve.to_dict(), indent=2) + "\n")
-    print(f"{agent.config.env} {path} ({agent.batch} meta-batches), {args.tasks} new tasks:")
+    print(f"{env} {path} ({agent.step} meta-batches), {args.tasks} new tasks:")
     print("\n".join(curve.table()))
     print(f"wrote {out} and {out.with_suffix('.json')}")
     return 0

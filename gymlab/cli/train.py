@@ -12,6 +12,7 @@ from gymlab.cli.parser import (
     config_values,
     listing,
     second_stage,
+    unrecognized,
 )
 from gymlab.core.errors import UserError
 
@@ -21,18 +22,14 @@ RESUME_HELP = "continue the run in RUN_DIR from its checkpoints/last.pt"
 
 
 def parser() -> Parser:
-    """First stage: --resume and the run options a resumed run may change, then ALGO."""
-    from gymlab.core.config import add_arguments
-    from gymlab.core.run import RunConfig
-
+    """First stage: --resume, or ALGO and the rest."""
     train = Parser(prog="gymlab train", usage="%(prog)s ALGO [flags]\n"
                    "       %(prog)s --resume RUN_DIR [flags]",
                    epilog=listing("algorithms", algorithm_summaries()),
-                   description="Train an agent, or resume a run with --resume.")
+                   description="Train an agent, or resume a run with --resume: then the flags "
+                   "are those of the run's algorithm (gymlab train ALGO --help) that a resumed "
+                   "run may change, such as --total-steps, --stop-reward, --progress.")
     train.add_argument("--resume", metavar="RUN_DIR", default=None, help=RESUME_HELP)
-    # every run option, so that changing one a resumed run must keep gets a clear refusal
-    add_arguments(train, RunConfig, "with --resume (only those the run's algorithm lets a "
-                  "resumed run change, such as total_steps, stop_reward, progress)")
     train.add_rest("ALGO ...", "the algorithm, then its flags (gymlab train ALGO --help)")
     return train
 
@@ -47,17 +44,25 @@ def algorithm_parser(algo: str, prog: str | None = None) -> Parser:
                  description=f"{summary}. The defaults shown are the config's; for "
                  "environments with tuned values those come first. config.json records what "
                  "a run used.")
-    sub.add_argument("--resume", metavar="RUN_DIR", default=argparse.SUPPRESS, help=RESUME_HELP)
+    # default None is set only where the first stage left no --resume (meta maml has none)
+    sub.add_argument("--resume", metavar="RUN_DIR", default=None, help=RESUME_HELP)
     add_config_flags(sub, cls)
     return sub
 
 
 def parse(argv: Sequence[str]) -> argparse.Namespace:
     first = parser()
-    args = first.parse_args(argv)
+    args, extras = first.parse_known_args(argv)
+    if args.resume is not None:  # the flags are the run's algorithm's, wherever they stand
+        args = algorithm_parser(run_algorithm(args.resume)).parse_args(argv)
+        args.algo = None
+        return args
+    if extras:
+        first.error(unrecognized(extras, first.flags) + "; an algorithm's flags follow its "
+                    "name: gymlab train ALGO [flags]")
     args.algo = second_stage(first, args, list(algorithm_summaries()), "ALGO",
                              algorithm_parser)
-    if args.algo is None and args.resume is None:
+    if args.algo is None:
         first.error("train needs an algorithm (one of: " + ", ".join(algorithm_summaries())
                     + ") or --resume RUN_DIR")
     return args
@@ -67,16 +72,24 @@ def run(args: argparse.Namespace) -> int:
     return learn(args.algo, args)
 
 
+def run_algorithm(run_dir: str) -> str:
+    """The registry name of the algorithm whose run is in `run_dir` (its config.json)."""
+    from gymlab.core.run import RunDir
+    from gymlab.registry import ALGORITHMS
+
+    algo = RunDir.open(run_dir).config().get("algo")
+    if algo not in ALGORITHMS:
+        raise UserError(f"{run_dir} holds a run of an unknown algorithm {algo!r}")
+    return algo
+
+
 def learn(algo: str | None, args: argparse.Namespace) -> int:
     """Train `algo` with the flags in `args`, or resume `args.resume` (of `algo`, when given);
     the run's exit code."""
-    from gymlab.core.run import RunDir
-    from gymlab.registry import ALGORITHMS, algorithm
+    from gymlab.registry import algorithm
 
     if args.resume is not None:
-        found = RunDir.open(args.resume).config().get("algo")
-        if found not in ALGORITHMS:
-            raise UserError(f"{args.resume} holds a run of an unknown algorithm {found!r}")
+        found = run_algorithm(args.resume)
         if algo is not None and algo != found:
             raise UserError(f"{args.resume} is a {found} run, not a {algo} run")
         cls = algorithm(found)
