@@ -324,3 +324,84 @@ def test_workers_exit_when_their_parent_is_killed():
     for pid in left:
         os.kill(pid, signal.SIGKILL)
     assert not left, "workers outlived their killed parent"
+
+
+# -- 10. start-up: no torch.optim (it imports torch._dynamo), no tensorboard package -----------
+def _adam_run(make, fused: bool, steps: int, state: dict | None = None):
+    import torch
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(4, 16), torch.nn.Tanh(), torch.nn.Linear(16, 3))
+    opt = make(net.parameters(), lr=3e-3, eps=1e-5, fused=fused)
+    if state is not None:
+        net.load_state_dict(state["net"])
+        opt.load_state_dict(state["opt"])
+    data = torch.Generator().manual_seed(1 if state is None else 2)
+    for t in range(steps):
+        loss = net(torch.randn(16, 4, generator=data)).pow(2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        opt.param_groups[0]["lr"] = 3e-3 * (1 - t / 20)  # annealed, as PPO does
+    return net, opt
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_gymlab_adam_equals_torch_adam_bit_for_bit_and_shares_its_state(fused):
+    import torch
+
+    from gymlab.core.optim import Adam
+
+    ours, ours_opt = _adam_run(Adam, fused, 12)
+    theirs, theirs_opt = _adam_run(torch.optim.Adam, fused, 12)
+    assert all(torch.equal(a, b) for a, b in zip(ours.parameters(), theirs.parameters()))
+    # either optimizer continues from the other's state_dict, with the same numbers
+    state = {"net": theirs.state_dict(), "opt": theirs_opt.state_dict()}
+    mine_after, _ = _adam_run(Adam, fused, 5, state)
+    state = {"net": ours.state_dict(), "opt": ours_opt.state_dict()}
+    theirs_after, _ = _adam_run(torch.optim.Adam, fused, 5, state)
+    assert all(torch.equal(a, b)
+               for a, b in zip(mine_after.parameters(), theirs_after.parameters()))
+
+
+def test_gymlab_adam_and_event_writer_import_no_compiler_or_tensorboard(tmp_path):
+    out = _python(f"""
+        import sys, torch
+        from gymlab.core.optim import Adam
+        from gymlab.core.tfevents import EventWriter
+        net = torch.nn.Linear(3, 2)
+        opt = Adam(net.parameters(), fused=True)
+        net(torch.ones(1, 3)).sum().backward()
+        opt.step()
+        opt.state_dict()
+        writer = EventWriter({str(tmp_path)!r})
+        writer.add_scalar("loss", 1.0, 1)
+        writer.close()
+        heavy = [m for m in ("torch._dynamo", "tensorboard", "sympy") if m in sys.modules]
+        assert not heavy, heavy
+    """)
+    assert out.returncode == 0, out.stderr
+
+
+def test_event_files_read_back_in_tensorboard_with_purge(tmp_path):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from gymlab.core.tfevents import EventWriter, crc32c
+
+    assert crc32c(b"123456789") == 0xE3069283  # the standard check value
+    first = EventWriter(tmp_path)
+    for step in range(5):
+        first.add_scalar("eval/return_mean", step * 1.5, step * 100)
+    first.add_scalar("loss", float("nan"), 50)
+    first.add_scalar("huge", 1e300, 60)
+    first.close()
+    resumed = EventWriter(tmp_path, purge_step=200)  # a run resumed from step 200
+    resumed.add_scalar("eval/return_mean", 99.0, 300)
+    resumed.close()
+    events = EventAccumulator(str(tmp_path))
+    events.Reload()
+    curve = [(e.step, e.value) for e in events.Scalars("eval/return_mean")]
+    assert curve == [(0, 0.0), (100, 1.5), (300, 99.0)]
+    assert np.isnan(events.Scalars("loss")[0].value)
+    assert events.Scalars("huge")[0].value == np.inf
