@@ -76,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
 def meta_maml(args: argparse.Namespace) -> int:
     from gymlab.cli.train import learn
 
-    return learn("maml", args)
+    return learn("maml", args).exit_code
 
 
 def meta_eval(args: argparse.Namespace) -> int:

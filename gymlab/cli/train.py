@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
+from typing import Any
 
 from gymlab.cli.parser import (
     Parser,
@@ -34,16 +35,19 @@ def parser() -> Parser:
     return train
 
 
-def algorithm_parser(algo: str, prog: str | None = None) -> Parser:
+def algorithm_parser(algo: str, prog: str | None = None, **kwargs: Any) -> Parser:
     """Second stage: every run option and hyperparameter of `algo`, and --resume."""
     from gymlab.registry import algorithm
 
     cls = algorithm(algo)
     summary = algorithm_summaries()[algo]
+    kwargs.setdefault("usage", "%(prog)s [flags]\n       %(prog)s --resume RUN_DIR [flags]")
+    own = {"env": cls.default_env, **cls.RUN_DEFAULTS}  # shown below as RunConfig's
+    differ = ", ".join(f"{key} {value}" for key, value in own.items())
     sub = Parser(prog=prog or f"gymlab train {algo}",
-                 description=f"{summary}. The defaults shown are the config's; for "
-                 "environments with tuned values those come first. config.json records what "
-                 "a run used.")
+                 description=f"{summary}. The defaults shown are the configs'; {algo} runs "
+                 f"use {differ}, and for environments with tuned values those come first. "
+                 "config.json records what a run used.", **kwargs)
     # default None is set only where the first stage left no --resume (meta maml has none)
     sub.add_argument("--resume", metavar="RUN_DIR", default=None, help=RESUME_HELP)
     add_config_flags(sub, cls)
@@ -69,7 +73,7 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
 
 
 def run(args: argparse.Namespace) -> int:
-    return learn(args.algo, args)
+    return learn(args.algo, args).exit_code
 
 
 def run_algorithm(run_dir: str) -> str:
@@ -83,9 +87,9 @@ def run_algorithm(run_dir: str) -> str:
     return algo
 
 
-def learn(algo: str | None, args: argparse.Namespace) -> int:
+def learn(algo: str | None, args: argparse.Namespace) -> Any:
     """Train `algo` with the flags in `args`, or resume `args.resume` (of `algo`, when given);
-    the run's exit code."""
+    the algorithm afterwards (closed; its exit_code says how the run ended)."""
     from gymlab.registry import algorithm
 
     if args.resume is not None:
@@ -100,4 +104,4 @@ def learn(algo: str | None, args: argparse.Namespace) -> int:
         agent = cls(overrides.pop("env", None), **overrides)
     with agent:
         agent.learn()
-    return agent.exit_code
+    return agent
