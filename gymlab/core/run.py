@@ -237,9 +237,9 @@ def save_checkpoint(path: str | Path, algo: str, payload: dict[str, Any]) -> Non
         # torch's archive writer reports a failed write (a full disk) as a RuntimeError
         if isinstance(exc, RuntimeError) and not _is_write_failure(exc):
             raise
+        reason = _first_line(exc) + ("" if isinstance(exc, OSError) else "; is the disk full?")
         raise CheckpointWriteError(
-            f"cannot write the checkpoint {path}: {_first_line(exc)} (is the disk full?); "
-            "the previous checkpoint is kept") from None
+            f"cannot write the checkpoint {path} ({reason}); the previous one is kept") from None
     finally:
         _being_written.discard(tmp)
 
