@@ -405,3 +405,11 @@ def test_event_files_read_back_in_tensorboard_with_purge(tmp_path):
     assert curve == [(0, 0.0), (100, 1.5), (300, 99.0)]
     assert np.isnan(events.Scalars("loss")[0].value)
     assert events.Scalars("huge")[0].value == np.inf
+
+
+def test_multibinary_actions_are_branches_of_two():
+    from gymlab.core.spaces import discrete_branches
+
+    assert discrete_branches(gym.spaces.MultiBinary(3), "DQN") == (2, 2, 2)
+    with pytest.raises(TypeError, match="Discrete or MultiDiscrete"):
+        discrete_branches(gym.spaces.MultiBinary([2, 2]), "DQN")

@@ -61,7 +61,7 @@ def _encode_into(space: gym.Space, obs: Any, out: np.ndarray) -> None:
 
 def discrete_branches(space: gym.Space, algo: str) -> tuple[int, ...]:
     """The number of choices of each action dimension: (n,) for Discrete, nvec for
-    MultiDiscrete. Other spaces get a clear error."""
+    MultiDiscrete, (2, ..., 2) for MultiBinary. Other spaces get a clear error."""
     if isinstance(space, gym.spaces.Discrete):
         if int(space.start) != 0:
             raise UnsupportedSpaceError(f"{algo} needs Discrete actions starting at 0")
@@ -70,7 +70,9 @@ def discrete_branches(space: gym.Space, algo: str) -> tuple[int, ...]:
         if np.any(space.start != 0):
             raise UnsupportedSpaceError(f"{algo} needs MultiDiscrete actions starting at 0")
         return tuple(int(n) for n in space.nvec)
+    if isinstance(space, gym.spaces.MultiBinary) and len(space.shape) == 1:
+        return (2,) * int(space.n)
     raise UnsupportedSpaceError(
-        f"{algo} needs a Discrete or MultiDiscrete action space, got {space} "
+        f"{algo} needs a Discrete or MultiDiscrete (or MultiBinary) action space, got {space} "
         "(for continuous actions use an algorithm for Box actions such as PPO)"
     )
