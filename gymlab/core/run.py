@@ -232,10 +232,11 @@ def save_checkpoint(path: str | Path, algo: str, payload: dict[str, Any]) -> Non
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except (OSError, RuntimeError) as exc:
+    except BaseException as exc:  # an interrupt included: no temporary file stays behind
         tmp.unlink(missing_ok=True)
         # torch's archive writer reports a failed write (a full disk) as a RuntimeError
-        if isinstance(exc, RuntimeError) and not _is_write_failure(exc):
+        if not (isinstance(exc, OSError) or
+                (isinstance(exc, RuntimeError) and _is_write_failure(exc))):
             raise
         reason = _first_line(exc) + ("" if isinstance(exc, OSError) else "; is the disk full?")
         raise CheckpointWriteError(
@@ -331,10 +332,11 @@ class GracefulInterrupt:
     """Turns the first SIGINT/SIGTERM into a flag the training loop checks between steps
     (and a call of `on_signal`, for loops that must be told).
 
-    A second signal means "stop now": the process ends at once and silently with 128 + the
-    signal, the last finished checkpoint kept (checkpoints are replaced atomically). This
-    holds after the context has ended too, while the interrupted process shuts down (a
-    traceback from an exit handler would bury the message saying how to resume). At an
+    A second signal means "stop now": it raises SystemExit(128 + the signal), which unwinds
+    through `finally` blocks and ends the process without a traceback, the last finished
+    checkpoint kept (checkpoints are replaced atomically). Any further signal, during that
+    unwinding or later while the interrupted process shuts down, ends it at once and silently
+    (a traceback from an exit handler would bury the message saying how to resume). At an
     interactive prompt the second signal raises KeyboardInterrupt instead, and the previous
     handlers come back when the context ends.
     """
@@ -356,7 +358,9 @@ class GracefulInterrupt:
         if self.signal is not None:
             if _interactive():
                 raise KeyboardInterrupt
-            _exit_now(signum, frame)
+            for sig in self._previous:
+                signal.signal(sig, _exit_now)
+            raise SystemExit(128 + signum)
         self.signal = signum
         if self.on_signal is not None:
             self.on_signal(signum)
