@@ -30,11 +30,18 @@ import time
 import numpy as np
 import torch
 
-from gymlab.nas import NASConfig, search
+from gymlab.nas import NASConfig, NASSearch, SearchResult
 from gymlab.nas.searchers import RandomSearch
 from gymlab.nas.table import ArchitectureTable
 
 CHECKPOINTS = (25, 50, 100, 500)
+
+
+def search(**options) -> SearchResult:
+    """A search with `options` (NASConfig and run fields), kept in memory only."""
+    with NASSearch(**{"logdir": None, "progress": False, **options}) as run:
+        run.learn()
+    return run.result
 
 
 def load() -> str:
@@ -43,10 +50,8 @@ def load() -> str:
 
 def throughput(budget: int) -> None:
     for workers in (1, 2):
-        config = NASConfig(searcher="random", budget=budget, workers=workers, logdir=None,
-                           progress=False, round_size=8)
         start = time.perf_counter()
-        result = search(config)
+        result = search(searcher="random", budget=budget, workers=workers, round_size=8)
         minutes = (time.perf_counter() - start) / 60
         trained = sum(not c.cache_hit for c in result.candidates)
         print(f"workers={workers}: {trained} trained, {len(result.candidates)} candidates in "
@@ -65,9 +70,8 @@ def table_quality(searchers: list[str], seeds: list[int], budget: int, reward: s
         best_at = {c: [] for c in CHECKPOINTS if c <= budget}
         regrets, within = [], []
         for seed in seeds:
-            result = search(NASConfig(searcher=searcher, evaluator="table", layers=3,
-                                      budget=budget, seed=seed, reward=reward, logdir=None,
-                                      progress=False))
+            result = search(searcher=searcher, evaluator="table", layers=3, budget=budget,
+                            seed=seed, reward=reward)
             acc = np.array([c.result.best_valid_acc if c.result.ok else 0.0
                             for c in result.candidates])
             so_far = np.maximum.accumulate(acc)
@@ -94,8 +98,7 @@ def live(searchers: list[str], seeds: list[int], budget: int, workers: int) -> N
         found[searcher] = {}
         for seed in seeds:
             start = time.perf_counter()
-            result = search(NASConfig(searcher=searcher, budget=budget, seed=seed,
-                                      workers=workers, logdir=None, progress=False))
+            result = search(searcher=searcher, budget=budget, seed=seed, workers=workers)
             acc = np.array([c.result.best_valid_acc if c.result.ok else 0.0
                             for c in result.candidates])
             best = result.best
@@ -175,8 +178,7 @@ def halving(seeds: list[int], budget: int) -> None:
     for seed in seeds:
         for epochs in (0, 2):
             start = time.perf_counter()
-            result = search(NASConfig(budget=budget, round_size=12, halving_epochs=epochs,
-                                      seed=seed, logdir=None, progress=False))
+            result = search(budget=budget, round_size=12, halving_epochs=epochs, seed=seed)
             full = sum(not c.screened and not c.cache_hit for c in result.candidates)
             print(f"seed {seed} halving {'on ' if epochs else 'off'}: best "
                   f"{result.best.result.best_valid_acc:.2f}%, {full} trained fully, "

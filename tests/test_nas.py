@@ -1,8 +1,9 @@
 """The network-design environment's pieces: search spaces, builder, datasets, training, env."""
 
-import dataclasses
 import json
+import os
 import pickle
+import signal
 
 import gymnasium as gym
 import numpy as np
@@ -173,15 +174,22 @@ def test_env_bad_arguments():
             gym.make("gymlab/NAS-v0", **kwargs)
 
 
+def search(on_eval=None, **options):
+    """The result of a NASSearch with `options` (NASConfig and RunConfig fields)."""
+    from gymlab.nas import NASSearch
+
+    with NASSearch(**{"progress": False, **options}) as algo:
+        algo.learn(on_eval=on_eval)
+    return algo.result
+
+
 @pytest.mark.parametrize("searcher", ["evolution", "random", "ppo", "dqn"])
 def test_search_writes_leaderboard_report_and_best_network(tmp_path, searcher):
     import csv
 
-    from gymlab.nas import NASConfig, search
-
-    config = NASConfig(searcher=searcher, budget=6, epochs=1, layers=3, subset=300,
-                       population=3, sample_size=2, logdir=str(tmp_path), progress=False)
-    result = search(config)
+    config = {"searcher": searcher, "budget": 6, "epochs": 1, "layers": 3, "subset": 300,
+              "population": 3, "sample_size": 2, "logdir": str(tmp_path)}
+    result = search(**config)
     assert len(result.candidates) == 6
     run = result.run_dir
     rows = list(csv.DictReader(open(run / "leaderboard.csv")))
@@ -194,7 +202,7 @@ def test_search_writes_leaderboard_report_and_best_network(tmp_path, searcher):
                             tuple(spec["input_shape"]), spec["num_classes"]).model
     rebuilt.load_state_dict(state)
     assert (run / "report.png").read_bytes()[:4] == b"\x89PNG"
-    again = search(config)  # same seed, same candidates and numbers
+    again = search(**config)  # same seed, same candidates and numbers
     assert [c.ids for c in again.candidates] == [c.ids for c in result.candidates]
     assert [c.result.valid_loss for c in again.candidates] == [
         c.result.valid_loss for c in result.candidates]
@@ -226,33 +234,29 @@ def test_the_tutorials_sb3_pipeline_runs():
     assert env.unwrapped.stats["candidates"] >= 16
 
 
-def test_interrupted_search_resumes_without_retraining(tmp_path, monkeypatch):
-    import gymlab.nas as nas
-    import gymlab.nas.driver as driver
-    from gymlab.core.run import GracefulInterrupt
+def _signal_at(candidate: int, signum: int):
+    """An on_eval callback that sends `signum` to this process when `candidate` is scored."""
+    def on_eval(step, result):
+        if step == candidate:
+            os.kill(os.getpid(), signum)
+    return on_eval
 
-    config = nas.NASConfig(searcher="evolution", budget=8, epochs=1, layers=3, subset=300,
-                           population=3, sample_size=2, logdir=str(tmp_path / "a"),
-                           progress=False)
-    straight = nas.search(config)
 
-    class StopAfterFour(GracefulInterrupt):  # Ctrl-C during the first round of 4
-        checks = 0
+def test_interrupted_search_resumes_without_retraining(tmp_path):
+    from gymlab.nas import NASSearch
 
-        @property
-        def requested(self):
-            StopAfterFour.checks += 1
-            return StopAfterFour.checks > 1
-
-    monkeypatch.setattr(driver, "GracefulInterrupt", StopAfterFour)
-    cut = nas.search(dataclasses.replace(config, logdir=str(tmp_path / "b")))
-    assert cut.outcome == "interrupted" and len(cut.candidates) == 4
-    monkeypatch.undo()
+    config = {"searcher": "evolution", "budget": 8, "epochs": 1, "layers": 3, "subset": 300,
+              "population": 3, "sample_size": 2}
+    straight = search(**config, logdir=str(tmp_path / "a"))
+    # Ctrl-C during the first round of 4: the round is finished, then the search stops
+    cut = search(**config, logdir=str(tmp_path / "b"), on_eval=_signal_at(2, signal.SIGINT))
+    assert cut.outcome == "interrupted" and cut.exit_code == 130 and len(cut.candidates) == 4
     trained = len((cut.run_dir / "cache.jsonl").read_text().splitlines())
-    resumed = nas.resume(cut.run_dir)
-    assert resumed.outcome == "completed"
-    assert [c.ids for c in resumed.candidates] == [c.ids for c in straight.candidates]
-    assert [c.cache_hit for c in resumed.candidates[:4]] == [True] * 4  # none trained twice
+    with NASSearch.resume(cut.run_dir, progress=False) as resumed:
+        resumed.learn()
+    assert resumed.outcome == "completed" and resumed.exit_code == 0
+    assert [c.ids for c in resumed.result.candidates] == [c.ids for c in straight.candidates]
+    assert [c.cache_hit for c in resumed.result.candidates[:4]] == [True] * 4  # none retrained
     assert len((cut.run_dir / "cache.jsonl").read_text().splitlines()) > trained
 
 
@@ -266,34 +270,28 @@ def _same_search(one, two) -> None:
 
 @pytest.mark.parametrize("searcher", ["evolution", "ppo"])
 def test_two_workers_give_the_sequential_results(searcher):
-    from gymlab.nas import NASConfig, search
-
     # ppo: two envs, so each vector step trains two candidates at once; the candidates'
     # seeded training must not disturb the agent's own sampling either
-    config = NASConfig(searcher=searcher, budget=8, epochs=1, layers=3, subset=300,
-                       population=3, sample_size=2, round_size=3 if searcher == "evolution"
-                       else 2, logdir=None, progress=False)
-    _same_search(search(config), search(dataclasses.replace(config, workers=2)))
+    config = {"searcher": searcher, "budget": 8, "epochs": 1, "layers": 3, "subset": 300,
+              "population": 3, "sample_size": 2,
+              "round_size": 3 if searcher == "evolution" else 2, "logdir": None}
+    _same_search(search(**config), search(**config, workers=2))
 
 
 def test_ray_actors_give_the_sequential_results():
     pytest.importorskip("ray")
-    from gymlab.nas import NASConfig, search
-
-    config = NASConfig(budget=4, epochs=1, layers=3, subset=300, round_size=2, logdir=None,
-                       progress=False)
-    _same_search(search(config),
-                 search(dataclasses.replace(config, workers=2, ray_address="local")))
+    config = {"budget": 4, "epochs": 1, "layers": 3, "subset": 300, "round_size": 2,
+              "logdir": None}
+    _same_search(search(**config), search(**config, workers=2, ray_address="local"))
 
 
 def test_successive_halving_trains_only_the_best_fully(tmp_path):
-    from gymlab.nas import NASConfig, resume, search
+    from gymlab.nas import NASSearch
     from gymlab.nas.halving import rungs
 
     assert rungs(2, 3, 6) == [2, 6] and rungs(1, 2, 6) == [1, 2, 4, 6] and rungs(2, 3, 2) == [2]
-    config = NASConfig(budget=12, epochs=3, layers=3, subset=300, round_size=6,
-                       halving_epochs=1, halving_eta=3, logdir=str(tmp_path), progress=False)
-    result = search(config)
+    result = search(budget=12, epochs=3, layers=3, subset=300, round_size=6, halving_epochs=1,
+                    halving_eta=3, logdir=str(tmp_path))
     full = [c for c in result.candidates if c.result.ok and not c.screened]
     screened = [c for c in result.candidates if c.screened]
     assert len(full) == 4 and len(screened) >= 6  # 2 of each round of 6; failures not built
@@ -308,17 +306,16 @@ def test_successive_halving_trains_only_the_best_fully(tmp_path):
         assert min(one_epoch[i] for i in kept) >= max(
             one_epoch[c.index] for c in round_ if c.screened)
     # a resumed halving search replays from the cache: nothing is trained again
-    again = resume(result.run_dir)
-    assert all(c.cache_hit for c in again.candidates)
-    assert [c.result.valid_loss for c in again.candidates] == [
+    with NASSearch.resume(result.run_dir, progress=False) as again:
+        again.learn()
+    assert all(c.cache_hit for c in again.result.candidates)
+    assert [c.result.valid_loss for c in again.result.candidates] == [
         c.result.valid_loss for c in result.candidates]
 
 
 def test_halving_on_the_table_uses_the_first_epochs_of_its_curves():
-    from gymlab.nas import NASConfig, search
-
-    result = search(NASConfig(evaluator="table", layers=3, budget=16, round_size=8,
-                              halving_epochs=2, logdir=None, progress=False))
+    result = search(evaluator="table", layers=3, budget=16, round_size=8, halving_epochs=2,
+                    logdir=None)
     screened = [c for c in result.candidates if c.screened]
     assert screened and all(len(c.result.valid_acc) == 2 for c in screened)
 
@@ -342,7 +339,6 @@ def test_layerwise_env_builds_one_layer_per_step():
 
 
 def test_architecture_table_replaces_training(tmp_path):
-    from gymlab.nas import NASConfig, search
     from gymlab.nas.table import ArchitectureTable, build_table
 
     space = load_space([{"kind": "conv", "kernel": 3, "channels": 4, "padding": 1},
@@ -358,8 +354,8 @@ def test_architecture_table_replaces_training(tmp_path):
     best_acc, best_ids = table.best()
     assert len(best_ids) == 2 and 0 < best_acc <= 100
 
-    result = search(NASConfig(evaluator="table", table=str(path), layers=2, budget=5,
-                              population=3, sample_size=2, logdir=None, progress=False))
+    result = search(evaluator="table", table=str(path), layers=2, budget=5, population=3,
+                    sample_size=2, logdir=None)
     assert len(result.candidates) == 5
     assert all(c.result.seconds == pytest.approx(float(table.seconds[table.index(c.ids), 0]))
                for c in result.candidates)
@@ -369,17 +365,30 @@ def test_architecture_table_replaces_training(tmp_path):
         gym.make("gymlab/NAS-v0", evaluator="table", table=str(tmp_path / "none.npz"))
 
 
-def test_cli_nas_search_resume_and_build_table(tmp_path, capsys):
+def test_cli_nas_search_resume_eval_and_plot(tmp_path, capsys):
     from tests.test_cli import run_main
 
-    code, out, err = run_main(capsys, "nas", "--budget", "4", "--epochs", "1", "--layers", "2",
-                              "--subset", "200", "--logdir", str(tmp_path), "--progress", "false")
-    assert code == 0 and "1. " in out, err
+    code, out, err = run_main(capsys, "train", "nas", "--budget", "4", "--epochs", "1",
+                              "--layers", "2", "--subset", "200", "--logdir", str(tmp_path),
+                              "--progress", "false")
+    assert code == 0 and "4 candidates" in err, err
     (run,) = tmp_path.iterdir()
-    code, out, err = run_main(capsys, "nas", "--resume", str(run))
+    assert run.name.startswith("nas-evolution-digits-")
+    code, out, err = run_main(capsys, "train", "--resume", str(run))
     assert code == 0 and "4 cache hits" in err  # nothing retrained
-    code, _, err = run_main(capsys, "nas", "--resume", str(run), "--budget", "9")
-    assert code == 2 and "cannot change budget" in err
+    code, out, err = run_main(capsys, "train", "--resume", str(run), "--budget", "6")
+    assert code == 0 and "6 candidates" in err and "4 cache hits" in err, err
+    code, _, err = run_main(capsys, "train", "--resume", str(run), "--searcher", "random")
+    assert code == 2 and "cannot change searcher" in err
+    code, out, err = run_main(capsys, "eval", str(run))
+    assert code == 0 and "candidates):" in out and "  1. " in out, err
+    code, out, err = run_main(capsys, "plot", str(run), "--out", str(tmp_path / "curve.png"))
+    assert code == 0 and (tmp_path / "curve.png").read_bytes()[:4] == b"\x89PNG", err
+
+
+def test_cli_nas_build_table(tmp_path, capsys):
+    from tests.test_cli import run_main
+
     space = tmp_path / "space.json"
     space.write_text('[{"kind": "maxpool", "kernel": 2}, {"kind": "none"}]')
     code, out, err = run_main(capsys, "nas", "--space", str(space), "--layers", "2", "--epochs",
@@ -406,10 +415,12 @@ def test_cli_nas_bad_input(tmp_path, capsys):
         (["--halving-epochs", "6"], "must be below epochs"),
         (["--halving-epochs", "2", "--halving-eta", "1"], "halving_eta must be > 1"),
         (["--ray-address", "127.0.0.1:1"], "cannot reach a Ray cluster"),
+        (["--env", "CartPole-v1"], "nas searches gymlab/NAS-v0"),
+        (["--env-kwargs", '{"dataset": "cifar10"}'], "set them as nas options"),
     ]
     for args, message in cases:
         logdir = tmp_path / "runs"
-        code, _, err = run_main(capsys, "nas", *args, "--logdir", str(logdir))
+        code, _, err = run_main(capsys, "train", "nas", *args, "--logdir", str(logdir))
         assert code == 2 and message in err, (args, err)
         assert_one_line_error(err)
         assert not logdir.exists()

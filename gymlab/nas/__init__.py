@@ -6,7 +6,7 @@ that drives it.
     search_space.py, builder.py, datasets.py, trainer.py     what a candidate is and how it trains
     table.py        every architecture of a small space trained once (lookups)
     searchers.py    ask/tell proposers (regularized evolution, random); halving.py
-    driver.py       the search (`search`, `resume`); results.py; report.py (its outputs)
+    search.py       NASSearch, the search as a gymlab Algorithm; results.py; report.py
 
 `import gymlab.nas` registers the environments and stays light (no torch): the names below
 are imported on first use.
@@ -21,7 +21,7 @@ import gymlab.envs  # noqa: F401  registers gymlab/NAS-v0 and gymlab/NASLayerwis
 from gymlab.nas.config import NASConfig
 
 _LAZY = {
-    "search": "gymlab.nas.driver", "resume": "gymlab.nas.driver",
+    "NASSearch": "gymlab.nas.search",
     "Candidate": "gymlab.nas.results", "SearchResult": "gymlab.nas.results",
     "NASEnv": "gymlab.nas.env", "NASLayerwiseEnv": "gymlab.nas.layerwise",
     "Evaluator": "gymlab.nas.evaluator", "leaderboard_lines": "gymlab.nas.report",

@@ -1,4 +1,6 @@
-"""The settings of a network search, one docstring per field (CLI flags and config.json)."""
+"""The settings of a network search, one docstring per field (CLI flags and config.json).
+The run's seed (of the searcher and of every candidate's training), logdir and progress bar
+are RunConfig's."""
 
 from __future__ import annotations
 
@@ -57,12 +59,6 @@ class NASConfig:
     """Successive halving: each rung keeps the best 1/halving_eta of its candidates."""
     retrain_best: int = 0
     """Train the winner this many epochs more and report its test accuracy (0: skip)."""
-    seed: int = 0
-    """Seed of the searcher and of every candidate's training."""
-    logdir: str | None = "runs"
-    """Parent folder of the search's run directory (none: keep nothing on disk)."""
-    progress: bool = True
-    """Show a live progress bar (plain periodic lines when not on a terminal)."""
 
     def __post_init__(self) -> None:
         require(self.budget > 0, f"budget must be positive, got {self.budget}")

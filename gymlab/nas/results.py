@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
 
 from gymlab.nas.trainer import CandidateResult
 
@@ -30,7 +29,10 @@ class SearchResult:
     run_dir: Path | None = None
     test_accuracy: float | None = None
     """Of the winner retrained longer (retrain_best), else None."""
-    outcome: Literal["completed", "interrupted"] = "completed"
+    outcome: str = "completed"
+    """How the search ended: completed, solved, stopped, interrupted (as Algorithm.outcome)."""
+    exit_code: int = 0
+    """What the CLI exits with (130 after Ctrl-C, 143 after SIGTERM)."""
 
     @property
     def leaderboard(self) -> list[Candidate]:
