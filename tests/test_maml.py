@@ -615,6 +615,9 @@ def test_cli_train_maml_resume_and_eval(tmp_path, capsys):
     code, text, err = run_main(capsys, "eval", str(run), "--episodes", "2")
     assert code == 0, err
     assert "new tasks" in text and "after 3 step(s)" in text
+    code, _, err = run_main(capsys, "plot", str(run), "--out", str(tmp_path / "curve.png"))
+    assert code == 0, err
+    assert (tmp_path / "curve.png").stat().st_size > 1000
 
 
 @pytest.mark.smoke
