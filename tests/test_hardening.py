@@ -87,6 +87,8 @@ def test_env_without_render_mode_and_with_multibinary_nested_dict_observations()
     assert finished == [(4.0, 4), (4.0, 4)]
     result = Evaluator("gymlab_hardening/Plain-v0", 2, seed=0)(lambda o: np.zeros(len(o), int))
     assert result.returns.tolist() == [4.0, 4.0]
+    short = Evaluator("gymlab_hardening/Plain-v0", 1, seed=0, env_kwargs={"max_episode_steps": 2})
+    assert short(lambda o: np.zeros(len(o), int)).lengths.tolist() == [2]
 
 
 # -- 2. gymnasium's "module:Namespace/Env-v0" ids --------------------------------------------
