@@ -4,13 +4,15 @@ Stable-Baselines3's shortest script.
 Protocol
 --------
 * Every case is a fresh ``python`` process (this interpreter), timed from its start to its exit
-  with ``time.perf_counter`` around ``subprocess.run``; its output is discarded. One torch
-  thread everywhere (``--torch-threads 1`` for gymlab, ``torch.set_num_threads(1)`` for SB3).
+  with ``time.perf_counter`` around ``subprocess.run`` (wall), and by the CPU seconds (user +
+  system) the process and its children used (``resource.getrusage(RUSAGE_CHILDREN)``), which
+  a busy machine inflates less than wall time; its output is discarded. One torch thread
+  everywhere (``--torch-threads 1`` for gymlab, ``torch.set_num_threads(1)`` for SB3).
 * Rounds: each round runs every case of the chosen parts once, in the order listed, so a
-  change in machine load hits every case alike. Printed: the median and the minimum of each
-  case over the rounds, the ratio SB3 / gymlab of the medians, and the load average
-  (``os.getloadavg``) before and after. On a shared machine compare only figures from one
-  invocation.
+  change in machine load hits every case alike. Printed: the median and the minimum wall
+  seconds and the median CPU seconds of each case over the rounds, the ratios SB3 / gymlab of
+  the medians, and the load average (``os.getloadavg``) before and after. On a shared machine
+  compare only figures from one invocation.
 * Part ``startup`` (what happens before and around the first update):
   - ``python``: ``python -c pass``, the interpreter alone;
   - ``torch``: ``python -c "import torch"``, the floor any torch library starts from;
@@ -34,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -87,14 +90,20 @@ def cases(parts: list[str], logdir: str, seed: int) -> dict[str, list[str]]:
     return out
 
 
-def timed(command: list[str]) -> float:
-    start = time.perf_counter()
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def timed(command: list[str]) -> tuple[float, float]:
+    """(wall seconds, CPU seconds) of one process."""
+    cpu, start = _children_cpu(), time.perf_counter()
     done = subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    seconds = time.perf_counter() - start
+    wall = time.perf_counter() - start
     if done.returncode != 0:
         raise SystemExit(f"failed ({done.returncode}): {' '.join(command[:6])} ...\n"
                          f"{done.stderr[-2000:]}")
-    return seconds
+    return wall, _children_cpu() - cpu
 
 
 def main() -> None:
@@ -104,25 +113,28 @@ def main() -> None:
     args = parser.parse_args()
     parts = args.parts.split(",")
     load_before = os.getloadavg()
-    times: dict[str, list[float]] = {}
+    times: dict[str, list[tuple[float, float]]] = {}
     with tempfile.TemporaryDirectory(prefix="gymlab-startup-") as logdir:
         for seed in range(args.rounds):
             for name, command in cases(parts, logdir, seed).items():
                 times.setdefault(name, []).append(timed(command))
-                print(f"round {seed}: {name} {times[name][-1]:.2f} s", file=sys.stderr)
+                wall, cpu = times[name][-1]
+                print(f"round {seed}: {name} {wall:.2f} s wall, {cpu:.2f} s CPU", file=sys.stderr)
     load_after = os.getloadavg()
     print(f"load average before: {load_before[0]:.2f} {load_before[1]:.2f} "
           f"{load_before[2]:.2f}; after: {load_after[0]:.2f} {load_after[1]:.2f} "
           f"{load_after[2]:.2f}; {os.cpu_count()} CPUs; {args.rounds} rounds")
-    print(f"{'case':<18} {'median s':>9} {'min s':>7}")
-    medians = {}
+    print(f"{'case':<18} {'wall median':>11} {'wall min':>9} {'CPU median':>11}  (seconds)")
+    medians: dict[str, tuple[float, float]] = {}
     for name, values in times.items():
-        medians[name] = statistics.median(values)
-        print(f"{name:<18} {medians[name]:>9.2f} {min(values):>7.2f}")
+        walls, cpus = [w for w, _ in values], [c for _, c in values]
+        medians[name] = statistics.median(walls), statistics.median(cpus)
+        print(f"{name:<18} {medians[name][0]:>11.2f} {min(walls):>9.2f} {medians[name][1]:>11.2f}")
     for part in parts:
         gymlab, sb3 = medians.get(f"{part}: gymlab"), medians.get(f"{part}: sb3")
         if gymlab and sb3:
-            print(f"{part}: SB3 / gymlab = {sb3 / gymlab:.2f}x (medians, whole process)")
+            print(f"{part}: SB3 / gymlab = {sb3[0] / gymlab[0]:.2f}x wall, "
+                  f"{sb3[1] / gymlab[1]:.2f}x CPU (medians, whole process)")
 
 
 if __name__ == "__main__":
