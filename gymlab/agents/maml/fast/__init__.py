@@ -28,12 +28,13 @@ from gymlab.agents.maml.fast.gaussian_mlp import GaussianMLP, supports
 from gymlab.agents.maml.metalearner import AutogradMetaObjective, MetaObjective, adapt
 from gymlab.agents.maml.policy import DistParams, Params, Policy, forward_tasks, per_task
 
-Path = Literal["c", "torch", "autograd"]
+Implementation = Literal["c", "torch", "autograd"]
+"""What computes the meta-update's derivatives (see the module doc)."""
 
-__all__ = ["Path", "path", "meta_objective", "adapted", "sampling_policy"]
+__all__ = ["Implementation", "path", "meta_objective", "adapted", "sampling_policy"]
 
 
-def path(policy: Policy) -> Path:
+def path(policy: Policy) -> Implementation:
     """Which implementation serves `policy`'s meta-update and sampling (see the module doc)."""
     if not supports(policy):
         return "autograd"
