@@ -25,7 +25,9 @@ _PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
 def exit_with_parent(parent_pid: int, death_signal: bool = True,
                      poll_seconds: float = 0.5) -> None:
-    """Make this process end when the process `parent_pid` ends, however it ends.
+    """Make this process end when the process `parent_pid` ends, however it ends. Call it
+    first thing in a worker, with the pid of the process that started it (`os.getpid()` there,
+    passed along: spawn and fork contexts, not forkserver, whose server is the parent).
 
     `death_signal`: also ask Linux for SIGKILL when the parent's *thread* that started this
     process ends, so pass False when a thread other than the parent's main thread starts
