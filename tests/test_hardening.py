@@ -415,3 +415,22 @@ def test_multibinary_actions_are_branches_of_two():
     assert discrete_branches(gym.spaces.MultiBinary(3), "DQN") == (2, 2, 2)
     with pytest.raises(TypeError, match="Discrete or MultiDiscrete"):
         discrete_branches(gym.spaces.MultiBinary([2, 2]), "DQN")
+
+
+def test_workers_started_from_a_thread_outlive_that_thread():
+    import threading
+
+    from gymlab.core.processes import worker_pool
+
+    box = {}
+
+    def start() -> None:
+        box["pool"] = worker_pool(1)
+        box["first"] = box["pool"].submit(os.getpid).result(timeout=60)
+
+    thread = threading.Thread(target=start)
+    thread.start()
+    thread.join()
+    time.sleep(0.5)  # a parent-death signal tied to the finished thread would have fired
+    with box["pool"] as pool:
+        assert pool.submit(os.getpid).result(timeout=60) == box["first"]
