@@ -402,6 +402,7 @@ def test_cli_nas_bad_input(tmp_path, capsys):
 
     (tmp_path / "bad.json").write_text('[{"kind": "attention"}]')
     (tmp_path / "empty.json").write_text("[]")
+    (tmp_path / "binary.json").write_bytes(bytes(range(256)))
     np.savez(tmp_path / "labels.npz", x=np.zeros((20, 4, 4), np.float32), y=np.arange(20) - 1)
     cases = [
         (["--dataset", "cifar10", "--data-dir", str(tmp_path)], "missing data_batch_1"),
@@ -417,6 +418,8 @@ def test_cli_nas_bad_input(tmp_path, capsys):
         (["--ray-address", "127.0.0.1:1"], "cannot reach a Ray cluster"),
         (["--env", "CartPole-v1"], "nas searches gymlab/NAS-v0"),
         (["--env-kwargs", '{"dataset": "cifar10"}'], "set them as nas options"),
+        (["--evaluator", "table", "--layers", "3", "--space", "tutorial"], "built on the space"),
+        (["--space", str(tmp_path / "binary.json")], "not a UTF-8 text file"),
     ]
     for args, message in cases:
         logdir = tmp_path / "runs"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -16,6 +17,8 @@ import torch
 from gymlab.core.errors import UserError
 
 DATASETS = ("digits", "cifar10", "npz")
+MIN_PER_CLASS = 2
+"""Examples each class of a user's data set needs."""
 
 
 @dataclass
@@ -101,12 +104,14 @@ def read_cifar10(data_dir: str | None) -> tuple[np.ndarray, np.ndarray]:
     for n in names:
         try:
             with open(root / n, "rb") as f:
-                batch = pickle.load(f, encoding="bytes")
+                batch = _BatchUnpickler(f, encoding="bytes").load()
             data = np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
             labels = np.asarray(batch[b"labels"], dtype=np.int64)
         except Exception as exc:
+            reason = (str(exc).splitlines() or [""])[0]
             raise UserError(f"{root / n} is not a CIFAR-10 batch ({type(exc).__name__}: "
-                            f"{exc}); expected a pickled dict with b'data' and b'labels'") from None
+                            f"{reason}); expected a pickled dict with b'data' and "
+                            f"b'labels'") from None
         if len(data) != len(labels):
             raise UserError(f"{root / n}: {len(data)} images but {len(labels)} labels")
         xs.append(data)
@@ -134,13 +139,46 @@ def read_npz(path: str | None) -> tuple[np.ndarray, np.ndarray]:
     if x.ndim != 4 or y.ndim != 1 or len(x) != len(y):
         raise UserError(f"{path}: expected x [N, C, H, W] or [N, H, W] and y [N], got "
                         f"{x.shape} and {y.shape}")
+    if len(x) == 0:
+        raise UserError(f"{path}: no examples (x and y are empty)")
+    if not (np.issubdtype(x.dtype, np.number) and not np.iscomplexobj(x)):
+        raise UserError(f"{path}: x must be numbers, got {x.dtype}")
     if not np.issubdtype(y.dtype, np.integer):
         raise UserError(f"{path}: labels y must be integers, got {y.dtype}")
+    x = x.astype(np.float32)
+    bad = np.size(x) - int(np.isfinite(x).sum())
+    if bad:
+        raise UserError(f"{path}: {bad} values of x are not finite (NaN or infinite)")
     _check_labels(y, Path(path), None)
-    return x.astype(np.float32), y.astype(np.int64)
+    return x, y.astype(np.int64)
 
 
 def _check_labels(y: np.ndarray, where: Path, num_classes: int | None) -> None:
+    """Labels in 0..K-1, each class with at least MIN_PER_CLASS examples (K: num_classes, or
+    the largest label + 1)."""
     top = num_classes if num_classes is not None else int(y.max()) + 1
     if y.min() < 0 or y.max() >= top:
         raise UserError(f"{where}: labels must lie in 0..{top - 1}, found {y.min()}..{y.max()}")
+    counts = np.bincount(y, minlength=top)
+    rare = int(np.argmin(counts))
+    if counts[rare] < MIN_PER_CLASS:
+        example = "example" if counts[rare] == 1 else "examples"
+        raise UserError(f"{where}: every class 0..{top - 1} needs at least {MIN_PER_CLASS} "
+                        f"examples (one to train on, one to validate); class {rare} has "
+                        f"{counts[rare]} {example}")
+
+
+class _BatchUnpickler(pickle.Unpickler):
+    """Unpickles what a CIFAR-10 batch holds (dicts, lists, bytes, strings, numbers and numpy
+    arrays) and refuses every other global, so a crafted file cannot run code."""
+
+    ALLOWED = {("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode"),
+               *((f"numpy.{core}.multiarray", name) for core in ("core", "_core")
+                 for name in ("_reconstruct", "scalar"))}
+    """Array reconstruction as numpy pickles it (1.x and 2.x module names); _codecs.encode
+    rebuilds bytes pickled by Python 3 at protocol 2."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"refused global {module}.{name}")
+        return super().find_class(module, name)

@@ -20,6 +20,8 @@ from gymlab.nas.trainer import METRICS, CandidateResult, TrainSettings, train_ca
 from gymlab.nas.workers import CandidatePool, usable_workers
 
 EVALUATORS = ("train", "table")
+DEFAULT_EPOCHS = TrainSettings.epochs
+"""Recorded epochs of a candidate's training unless asked otherwise."""
 
 Key = tuple[str, ...]
 ResultCallback = Callable[[list[int], CandidateResult, bool, float], None]
@@ -59,7 +61,8 @@ class Evaluator:
     @classmethod
     def from_settings(cls, dataset: str | Dataset = "digits", data_dir: str | None = None,
                       subset: int | None = None, space: str | SearchSpace | list = "default",
-                      layers: int = 5, epochs: int = 6, train: TrainSettings | dict | None = None,
+                      layers: int = 5, epochs: int = DEFAULT_EPOCHS,
+                      train: TrainSettings | dict | None = None,
                       evaluator: str = "train", table: str | None = None,
                       **options: Any) -> Evaluator:
         """An evaluator from the environment's keyword arguments (gym.make's): it loads the
@@ -69,9 +72,7 @@ class Evaluator:
         lookup = None
         if evaluator == "table":
             lookup = ArchitectureTable(table or "digits-default-3")
-            if layers != lookup.layers:
-                raise UserError(f"the table holds {lookup.layers}-layer networks: "
-                                f"use layers={lookup.layers}, not {layers}")
+            check_table(lookup, dataset, space, layers, epochs)
             space, epochs = lookup.space, lookup.meta["settings"]["epochs"]
         space = space if isinstance(space, SearchSpace) else load_space(space)
         data = None if lookup is not None else (
@@ -203,6 +204,30 @@ class Evaluator:
         self.close()
 
 
+def check_table(table: ArchitectureTable, dataset: str | Dataset,
+                space: str | SearchSpace | list, layers: int, epochs: int) -> None:
+    """UserError unless the search asks for what `table` holds: its layers, and its data set,
+    space and epochs where they are given (not the defaults, which a table replaces)."""
+    name = table.meta.get("dataset")
+    if layers != table.layers:
+        raise UserError(f"the table holds {table.layers}-layer networks: use "
+                        f"layers={table.layers}, not {layers}")
+    asked = dataset.name if isinstance(dataset, Dataset) else dataset
+    if asked != "digits" and name is not None and asked != name:
+        raise UserError(f"the table was built on {name}, not {asked}: drop the dataset option "
+                        "or build a table of that data set (gymlab nas build-table)")
+    if space != "default":
+        wanted = space if isinstance(space, SearchSpace) else load_space(space)
+        if wanted.choices != table.space.choices:
+            raise UserError(f"the table was built on the space {table.meta.get('space_name')!r},"
+                            f" not {wanted.name!r}: drop the space option or build a table "
+                            "of that space")
+    trained = table.meta["settings"]["epochs"]
+    if epochs != DEFAULT_EPOCHS and epochs != trained:
+        raise UserError(f"the table's networks were trained {trained} epochs, not {epochs}: "
+                        "drop the epochs option")
+
+
 def _result_fields(result: CandidateResult) -> dict[str, Any]:
     return {f.name: getattr(result, f.name) for f in dataclasses.fields(result)
             if f.name != "model"}
@@ -210,8 +235,13 @@ def _result_fields(result: CandidateResult) -> dict[str, Any]:
 
 def read_cache(path: Path) -> dict[Key, CandidateResult]:
     """Entries of a cache file; a half-written last line (a crash) is skipped."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"cannot read the search's cache {path}: not a text file of JSON "
+                        f"lines ({type(exc).__name__}); move it away to train again") from None
     cache = {}
-    for line in path.read_text().splitlines():
+    for line in text.splitlines():
         try:
             entry = json.loads(line)
             key = tuple(entry.pop("key"))

@@ -105,7 +105,11 @@ def load_space(spec: str | Sequence[dict[str, Any]]) -> SearchSpace:
         if not path.is_file():
             raise UserError(f"unknown search space {spec!r}: not one of "
                             f"{', '.join(SPACES)} and not a file")
-        text = path.read_text()
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise UserError(f"cannot read search space {path}: not a UTF-8 text file "
+                            f"({type(exc).__name__})") from None
         try:
             if path.suffix in (".yaml", ".yml"):
                 import yaml
