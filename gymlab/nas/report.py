@@ -19,9 +19,14 @@ from gymlab.nas.trainer import train_candidate
 
 def leaderboard_lines(result: SearchResult, top: int = 10) -> list[str]:
     """The best `top` distinct architectures, one line each."""
-    return [f"{rank:>3}. {c.result.best_valid_acc:6.2f}%  {c.result.params:>7} params  "
-            f"{c.result.seconds:5.2f}s  {c.result.architecture}"
+    return [leaderboard_line(rank, c.result.best_valid_acc, c.result.params, c.result.seconds,
+                             c.result.architecture)
             for rank, c in enumerate(result.leaderboard[:top], 1)]
+
+
+def leaderboard_line(rank: int, valid_acc: float, params: int, seconds: float,
+                     architecture: str) -> str:
+    return f"{rank:>3}. {valid_acc:6.2f}%  {params:>7} params  {seconds:5.2f}s  {architecture}"
 
 
 def write_outputs(path: Path, result: SearchResult, evaluator: Evaluator) -> None:

@@ -28,6 +28,7 @@ from gymlab.nas.config import NASConfig
 from gymlab.nas.datasets import Dataset
 from gymlab.nas.env import NASEnv
 from gymlab.nas.evaluator import Evaluator
+from gymlab.nas.report import leaderboard_line, write_outputs
 from gymlab.nas.results import Candidate, SearchResult
 from gymlab.nas.searchers import RandomSearch, RegularizedEvolution
 from gymlab.nas.trainer import CandidateResult, TrainSettings, train_candidate
@@ -197,8 +198,6 @@ class NASSearch(Algorithm):
                   f"{final.best_valid_acc:.2f}%, test {result.test_accuracy:.2f}%",
                   file=sys.stderr)
         if self.run is not None:
-            from gymlab.nas.report import write_outputs
-
             write_outputs(self.run.path, result, evaluator)
 
     # -- checkpoints, eval ----------------------------------------------------------------
@@ -225,8 +224,8 @@ class NASSearch(Algorithm):
         head = f"{self.run_name()} {source} ({self.step} candidates):"
         if not self.board:
             return [head, "  no candidate was built"]
-        return [head, *(f"{rank:>3}. {row['valid_acc']:6.2f}%  {row['params']:>7} params  "
-                        f"{row['seconds']:5.2f}s  {row['architecture']}"
+        return [head, *(leaderboard_line(rank, row["valid_acc"], row["params"], row["seconds"],
+                                         row["architecture"])
                         for rank, row in enumerate(self.board, 1))]
 
     @classmethod
