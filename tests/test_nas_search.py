@@ -85,7 +85,8 @@ def test_eval_lines_give_the_leaderboard(tmp_path):
 
 def test_the_env_and_its_settings_are_checked_before_any_file(tmp_path):
     for options, message in [({"env": "CartPole-v1"}, "nas searches gymlab/NAS-v0"),
-                             ({"env_kwargs": {"layers": 4}}, "set them as nas options")]:
+                             ({"env_kwargs": {"layers": 4}}, "set them as nas options"),
+                             ({"env_kwargs": {"memroy": 4}}, "memroy: not an argument")]:
         with pytest.raises(UserError, match=message):
             NASSearch(**TABLE, logdir=str(tmp_path / "runs"), **options)
     assert not (tmp_path / "runs").exists()

@@ -10,6 +10,7 @@ the best valid accuracy so far is the run's score (best.pt, stop_reward, tune, p
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import sys
 import time
 from pathlib import Path
@@ -84,6 +85,12 @@ class NASSearch(Algorithm):
         clash = sorted(set(own) & set(self.run_config.env_kwargs))
         if clash:
             raise UserError(f"env_kwargs {', '.join(clash)}: set them as nas options instead")
+        known = set(inspect.signature(NASEnv.__init__).parameters) - {
+            "self", "evaluator", "cache_file", "render_mode"}  # the search sets these itself
+        unknown = sorted(set(self.run_config.env_kwargs) - known)
+        if unknown:
+            raise UserError(f"env_kwargs {', '.join(unknown)}: not an argument of {ENV_ID} "
+                            f"(those are {', '.join(sorted(known - set(own)))})")
         return {**own, **self.run_config.env_kwargs}
 
     def progress_total(self) -> int:
