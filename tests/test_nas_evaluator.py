@@ -1,6 +1,7 @@
 """The NAS evaluator that environments use (not are), and the nas package's layering."""
 
 import ast
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -105,3 +106,41 @@ def test_importing_the_package_does_not_import_torch():
     code = "import sys, gymlab.nas; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+KILLED_PARENT = """
+from gymlab.nas.evaluator import Evaluator
+
+if __name__ == "__main__":
+    evaluator = Evaluator.from_settings("digits", subset=100, layers=2, epochs=1, workers=2)
+    evaluator.prefetch([[0, 1], [1, 0]])
+    print(*evaluator.pool.executor._processes, flush=True)
+    input()  # wait to be killed
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"  # a zombie has exited; only its parent's wait is missing
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads process states from /proc")
+def test_candidate_workers_exit_when_the_search_is_killed():
+    import time
+
+    parent = subprocess.Popen([sys.executable, "-c", KILLED_PARENT], cwd=ROOT.parent,
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    workers = [int(pid) for pid in parent.stdout.readline().split()]
+    assert len(workers) == 2 and all(_alive(pid) for pid in workers)
+    parent.kill()
+    parent.wait()
+    deadline = time.monotonic() + 10
+    while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    left = [pid for pid in workers if _alive(pid)]
+    for pid in left:
+        os.kill(pid, 9)
+    assert not left, "workers outlived their killed parent"

@@ -3,13 +3,13 @@ each. Every candidate's training is seeded by itself, so where it runs never cha
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import sys
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
+from gymlab.core.processes import worker_pool
 from gymlab.nas.datasets import Dataset
 from gymlab.nas.search_space import SearchSpace
 from gymlab.nas.trainer import CandidateResult, TrainSettings, train_candidate
@@ -65,11 +65,8 @@ class CandidatePool:
         self.ray_session: Any = None
         if ray_address is not None:
             self._start_actors(ray_address)
-        elif workers > 1:
-            # spawn, not fork: a forked torch with threads already started can deadlock
-            self.executor = ProcessPoolExecutor(
-                workers, mp_context=multiprocessing.get_context("spawn"), initializer=_init,
-                initargs=(space, data, settings))
+        elif workers > 1:  # spawned processes that end with this one, even after kill -9
+            self.executor = worker_pool(workers, _init, (space, data, settings))
 
     def _start_actors(self, address: str) -> None:
         from gymlab.core.ray import RaySession, check_ray_address
