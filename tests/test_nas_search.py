@@ -90,3 +90,20 @@ def test_the_env_and_its_settings_are_checked_before_any_file(tmp_path):
         with pytest.raises(UserError, match=message):
             NASSearch(**TABLE, logdir=str(tmp_path / "runs"), **options)
     assert not (tmp_path / "runs").exists()
+
+
+def test_a_search_written_before_the_run_lifecycle_resumes(tmp_path):
+    from gymlab.core.config import to_dict
+    from gymlab.nas.config import NASConfig
+
+    run = tmp_path / "nas-evolution-digits-20260101-000000"
+    run.mkdir()
+    old = {"algo": "nas-evolution", "nas": {**to_dict(NASConfig(evaluator="table", layers=3,
+                                                                  budget=5)),
+                                            "seed": 1, "logdir": str(tmp_path),
+                                            "progress": False}}
+    (run / "config.json").write_text(json.dumps(old))
+    with NASSearch.resume(run) as search:
+        search.learn()
+    assert search.outcome == "completed" and search.step == 5
+    assert search.run_config.seed == 1 and search.run_config.env == "gymlab/NAS-v0"
