@@ -23,6 +23,7 @@ from gymlab.core.buffers import ReplayBuffer
 from gymlab.core.config import require
 from gymlab.core.envs import EnvPool
 from gymlab.core.networks import Activation, mlp
+from gymlab.core.optim import Adam
 from gymlab.core.run import generator_state, set_generator_state
 from gymlab.core.session import LoopHooks, NonFiniteLoss, Session
 from gymlab.core.spaces import discrete_branches
@@ -143,8 +144,7 @@ class DQN(Agent):
         self.q_net = mlp(self.encoder.size, cfg.hidden_sizes, cfg.activation, sum(self.branches))
         self.target_net = copy.deepcopy(self.q_net).requires_grad_(False)
         # fused Adam: one kernel for all parameters, the cheapest step on small CPU networks
-        self.optimizer = torch.optim.Adam(self.q_net.parameters(), lr=cfg.learning_rate,
-                                          fused=True)
+        self.optimizer = Adam(self.q_net.parameters(), lr=cfg.learning_rate, fused=True)
         self.buffer = ReplayBuffer(cfg.buffer_size, self.encoder.size, len(self.branches),
                                    seed + 1)
         self.rng = np.random.default_rng(seed + 2)  # epsilon-greedy draws

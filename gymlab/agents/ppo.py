@@ -22,6 +22,7 @@ from gymlab.core.distributions import DiagGaussian, action_distribution, orthogo
 from gymlab.core.envs import EnvPool
 from gymlab.core.networks import Activation, mlp
 from gymlab.core.normalize import ObsNormalizer, RewardScaler
+from gymlab.core.optim import Adam
 from gymlab.core.run import generator_state, set_generator_state
 from gymlab.core.session import NonFiniteLoss, Session
 
@@ -146,7 +147,7 @@ class PPO(Agent):
             params.append(self.log_std)
             self.low = space.low.reshape(-1).astype(np.float32)  # type: ignore[union-attr]
             self.high = space.high.reshape(-1).astype(np.float32)  # type: ignore[union-attr]
-        self.optimizer = torch.optim.Adam(params, lr=cfg.learning_rate, eps=1e-5, fused=True)
+        self.optimizer = Adam(params, lr=cfg.learning_rate, eps=1e-5, fused=True)
         self.obs_norm = ObsNormalizer(n, cfg.normalize_obs)
         self.reward_scale = RewardScaler(cfg.num_envs, cfg.gamma, cfg.normalize_reward)
         self.rng = np.random.default_rng(seed + 3)  # minibatch shuffling

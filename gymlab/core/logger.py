@@ -77,10 +77,10 @@ class Logger:
         if resume_step is not None:
             _truncate_after(path, resume_step)
         self.file = open(path, "a")
-        from torch.utils.tensorboard import SummaryWriter
+        from gymlab.core.tfevents import EventWriter
 
         purge = resume_step + 1 if resume_step is not None else None
-        self.writer = SummaryWriter(str(run.path), purge_step=purge)
+        self.writer = EventWriter(run.path, purge_step=purge)
 
     def log(self, step: int, scalars: dict[str, float]) -> None:
         if self.file is None:

@@ -81,8 +81,9 @@ class DQNModule(L.LightningModule):
     One Lightning batch (one `training_step`, one round of batch hooks and callbacks) is
     `updates_per_batch` gradient steps, with the environment steps between them: Lightning's
     loop, hooks and callbacks cost a sizeable share of a small update each batch, so grouping
-    updates is what keeps it near gymlab's own loop (benchmarks/lightning_dqn.py). `trainer.global_step` still counts
-    gradient steps (optimizer steps); `max_steps` and per-batch callbacks see groups.
+    updates is what keeps it near gymlab's own loop (benchmarks/lightning_dqn.py).
+    `trainer.global_step` still counts gradient steps (optimizer steps); `max_steps` and
+    per-batch callbacks see groups.
     """
 
     def __init__(self, env: str = "CartPole-v1", updates_per_epoch: int | None = None,
@@ -155,7 +156,18 @@ class DQNModule(L.LightningModule):
         return loss
 
     def configure_optimizers(self) -> Any:
-        return self.agent.optimizer
+        # Lightning's strategies wrap a torch.optim optimizer: the agent's Adam (the same
+        # numbers, without torch.optim's start-up cost) hands its state over to one
+        import torch
+
+        agent = self.agent
+        if not isinstance(agent.optimizer, torch.optim.Optimizer):
+            group = agent.optimizer.param_groups[0]
+            optimizer = torch.optim.Adam(group["params"], lr=group["lr"], eps=group["eps"],
+                                         betas=group["betas"], fused=group["fused"])
+            optimizer.load_state_dict(agent.optimizer.state_dict())
+            agent.optimizer = optimizer
+        return agent.optimizer
 
     def _updates_left(self) -> int:
         """The minibatches DQN.replay_batches yields after the agent's current iteration."""
