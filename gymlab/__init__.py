@@ -15,16 +15,20 @@ __version__ = "0.1.0"
 
 if TYPE_CHECKING:
     from gymlab.agents.dqn import DQN
-    from gymlab.agents.evolution import ES, GA
+    from gymlab.agents.evolution.es import ES
+    from gymlab.agents.evolution.ga import GA
+    from gymlab.agents.maml.trainer import MAML
     from gymlab.agents.ppo import PPO
+    from gymlab.nas.search import NASSearch
 
-__all__ = ["DQN", "PPO", "GA", "ES", "__version__"]
+_LAZY = {"DQN": "dqn", "PPO": "ppo", "GA": "ga", "ES": "es", "MAML": "maml", "NASSearch": "nas"}
+__all__ = ["DQN", "PPO", "GA", "ES", "MAML", "NASSearch", "__version__"]
 
 
 def __getattr__(name: str) -> Any:
-    # Agents import torch; loading them lazily keeps `import gymlab` and `gymlab --help` fast.
-    if name in __all__[:-1]:
+    # Algorithms import torch; loading them lazily keeps `import gymlab` and `gymlab --help` fast.
+    if name in _LAZY:
         from gymlab.registry import algorithm
 
-        return algorithm(name.lower())
+        return algorithm(_LAZY[name])
     raise AttributeError(f"module 'gymlab' has no attribute {name!r}")

@@ -31,8 +31,6 @@ def check_env_id(env_id: str) -> None:
 def registered_id(env_id: str) -> str:
     """The registry id of `env_id`: "module:Ns/Env-v0" imports `module` (whose import
     registers the environment, as gym.make does for this form) and gives "Ns/Env-v0"."""
-    import gymlab.envs  # noqa: F401  registers gymlab's own environments
-
     if ":" not in env_id:
         return env_id
     module, _, registered = env_id.partition(":")

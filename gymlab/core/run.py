@@ -123,15 +123,23 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+def gymlab_version() -> str:
+    """The installed gymlab's version (from its package metadata)."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("gymlab")
+    except metadata.PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown"
+
+
 def versions() -> dict[str, str]:
     import gymnasium
     import numpy as np
     import torch
 
-    import gymlab
-
     return {
-        "gymlab": gymlab.__version__,
+        "gymlab": gymlab_version(),
         "python": platform.python_version(),
         "torch": torch.__version__,
         "gymnasium": gymnasium.__version__,

@@ -44,10 +44,10 @@ become a categorical choice, the search runs grid size x samples trials, and eve
                      samples=4, max_steps=50_000, eval_every=1_000)
     print(table.best, table.csv)
 
-The package: `space` (the specs, parsing KEY=VALUES), `validate` (`check_space`, the Plan),
-`search` (`run`), `trial` (one trial in a Ray worker), `cluster` (starting or joining Ray),
-`results` (`TuneResults`, ranking, the csv), `display` (the live view), `values` (values as
-the command line writes them, and through Ray).
+The package: `space` (the specs, parsing KEY=VALUES), `validate` (`check_space`), `plan` (the
+Plan), `search` (`run`), `trial` (one trial in a Ray worker), `results` (`TuneResults`,
+ranking, the csv), `display` (the live view), `values` (values as the command line writes
+them, and through Ray). Ray itself is started or joined by `gymlab.core.ray`.
 """
 
 from gymlab.tune.results import TuneResults, rank_key

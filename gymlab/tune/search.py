@@ -14,16 +14,17 @@ from pathlib import Path
 from typing import Any
 
 from gymlab.core.errors import UserError
-from gymlab.tune.cluster import RaySession, check_reachable, import_ray
+from gymlab.core.ray import RaySession, check_reachable, require_ray_tune
 from gymlab.tune.display import Display
+from gymlab.tune.plan import Plan
 from gymlab.tune.results import METRIC_COLUMNS, TuneResults, rank_key, write_csv
 from gymlab.tune.space import Choice, Grid, LogUniform, Uniform
 from gymlab.tune.trial import TrialSetup, run_trial, trial_dir_name
-from gymlab.tune.validate import Plan, check_space
+from gymlab.tune.validate import check_space
 from gymlab.tune.values import decode, encode
 
 
-def run(algo: str, env: str = "CartPole-v1", space: Mapping[str, Any] | None = None, *,
+def run(algo: str, env: str | None = None, space: Mapping[str, Any] | None = None, *,
         metric: str = "steps_to_solve", mode: str | None = None, samples: int = 1,
         scheduler: str | None = None, search: str = "random", max_steps: int | None = None,
         stop_reward: float | None = None, seed: int = 0, cpus_per_trial: int = 1,
@@ -42,11 +43,11 @@ def run(algo: str, env: str = "CartPole-v1", space: Mapping[str, Any] | None = N
                        samples=samples, seed=seed, search=search, scheduler=scheduler)
     if ray_address is not None:
         check_reachable(ray_address)
-    import_ray(plan)
+    require_ray_tune(optuna=plan.search == "optuna")
     with RaySession(ray_address, cpus_per_trial) as ray_cpus:
         from gymlab.core.run import new_dir
 
-        path = new_dir(Path(logdir), f"tune-{algo}-{env.replace('/', '_')}").resolve()
+        path = new_dir(Path(logdir), f"tune-{algo}-{plan.env.replace('/', '_')}").resolve()
         return Search(plan, path, cpus_per_trial, ray_cpus, progress).run()
 
 
@@ -206,7 +207,7 @@ class Search:
         row: dict[str, Any] = {"trial": name, "status": status, "outcome": outcome}
         for key in self.searched:
             row[key] = decode(self.plan, key, trial.config.get(key))
-        for key in METRIC_COLUMNS:
+        for key in dict.fromkeys((*METRIC_COLUMNS, self.plan.metric)):
             row[key] = result.get(key, math.nan)
         if not row["run_dir"]:
             runs = sorted((self.path / name).glob("*/config.json"))

@@ -31,7 +31,9 @@ def run_trial(config: dict[str, Any], setup: TrialSetup) -> None:
                  "torch_threads": setup.threads}
     try:
         agent = algorithm(setup.algo)(setup.env, **overrides)
-        max_steps = agent.run_config.total_steps
+        # an algorithm that scores itself counts its steps in its own unit, up to its budget
+        max_steps = (agent.progress_total() if type(agent).scores_itself
+                     else agent.run_config.total_steps)
         stop_reward = agent.run_config.stop_reward
         state: dict[str, Any] = {"best": -math.inf, "last": math.nan, "solved": None}
         start = time.perf_counter()

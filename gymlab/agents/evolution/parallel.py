@@ -70,7 +70,7 @@ class PopulationEvaluator:
     def _start_ray(self) -> None:
         import ray
 
-        from gymlab.tune.cluster import RaySession
+        from gymlab.core.ray import RaySession
 
         address = None if self.ray_address == "local" else self.ray_address
         self.ray_session = RaySession(address, 1)

@@ -5,9 +5,10 @@ A population is a [P, D] array: row i holds network i's weights and biases, laye
 with its own network, is one stacked matrix product per layer: [B, 1, in] @ [B, in, out].
 
 numpy, not torch: on networks this small numpy's stacked matmul is the cheaper call on one
-thread (benchmarks/neuroevolution.py), and it gives every slot the same bits whatever the batch around it
-(tested), which makes fitness independent of compaction and of how the population is split
-over workers. This module imports no torch: worker processes start in a fraction of a second.
+thread (benchmarks/neuroevolution.py), and it gives every slot the same bits whatever the
+batch around it (tested), which makes fitness independent of compaction and of how the
+population is split over workers. This module imports no torch: worker processes start in
+a fraction of a second.
 """
 
 from __future__ import annotations
