@@ -62,8 +62,8 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
         args.algo = None
         return args
     if extras:
-        first.error(unrecognized(extras, first.flags) + "; an algorithm's flags follow its "
-                    "name: gymlab train ALGO [flags]")
+        first.error(unrecognized(extras, first.flags) + "; flags follow the algorithm or the "
+                    "run: gymlab train ALGO [flags], gymlab train --resume RUN_DIR [flags]")
     args.algo = second_stage(first, args, list(algorithm_summaries()), "ALGO",
                              algorithm_parser)
     if args.algo is None:

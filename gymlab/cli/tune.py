@@ -130,11 +130,13 @@ def add_fixed_flags(tune: Parser, algo: str) -> None:
 
     cls = algorithm(algo)
     own = {f.name for f in dataclasses.fields(cls.Config)}
+    taken = SET_BY_TUNE | SEARCH_ARGS  # an option of the search (es's ray_address) is its own
     add_arguments(tune, RunConfig, "fixed run options (every trial)",
                   only=[f.name for f in dataclasses.fields(RunConfig)
-                        if f.name not in SET_BY_TUNE | own])
+                        if f.name not in taken | own])
     add_arguments(tune, cls.Config,
-                  f"fixed {algo} hyperparameters (every trial; default: tuned table's)")
+                  f"fixed {algo} hyperparameters (every trial; default: tuned table's)",
+                  only=[name for name in own if name not in taken])
 
 
 def parse(argv: Sequence[str]) -> argparse.Namespace:
