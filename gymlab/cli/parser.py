@@ -5,7 +5,9 @@ A command that picks something by name (`train ALGO`, `tune ALGO`, `nas build-ta
 own flags and collects the rest (`REST`, nargs=REMAINDER) behind the name; the second, built
 for that name (with an algorithm's config flags, whose modules import torch), parses the
 rest into the same namespace. So `gymlab --help` imports no algorithm, and a misspelled flag
-is reported as a flag instead of its value being taken for the name.
+is reported as a flag instead of its value being taken for the name. (`train --resume
+RUN_DIR` is the one case where the name is not on the command line: the run's config.json
+names the algorithm, whose parser then reads the whole command line.)
 """
 
 from __future__ import annotations
@@ -30,8 +32,9 @@ class Parser(argparse.ArgumentParser):
     def __init__(self, *args: Any, description: str | None = None, **kwargs: Any) -> None:
         self.flags: list[str] = []  # every option string, for suggestions; filled by add_argument
         # the epilog (lists of commands, algorithms) keeps its lines; the description is filled
+        kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
         super().__init__(*args, description=description and textwrap.fill(description, 79),
-                         formatter_class=argparse.RawDescriptionHelpFormatter, **kwargs)
+                         **kwargs)
 
     def add_argument(self, *args: Any, **kwargs: Any) -> argparse.Action:
         action = super().add_argument(*args, **_bare_bool(kwargs))
