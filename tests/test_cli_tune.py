@@ -50,8 +50,6 @@ def test_tune_maml_and_nas(searches, capsys, tmp_path):
 
 
 @pytest.mark.smoke
-@pytest.mark.xfail(reason="tune.validate.check_space checks the id with check_env_id, which "
-                   "knows no MAML family short name (MAML itself accepts them)", strict=False)
 def test_tune_maml_takes_a_family_short_name(searches, capsys, tmp_path):
     code, _, err = run_main(capsys, "tune", "maml", "--env", "Navigation2D-v0", "--grid",
                             "fast_lr=[0.1,0.5]", "--metric", "eval_return", "--logdir",

@@ -150,6 +150,10 @@ class Algorithm(ABC):
         """The run directory's name before its time stamp."""
         return f"{self.algo}-{self.run_config.env.replace('/', '_')}"
 
+    def run_path(self) -> Path | None:
+        """An exact run directory to use instead of a stamped one under logdir (None)."""
+        return None
+
     def evaluate(self, episodes: int = 10, seed: int | None = None) -> EvalResult:
         """The score of the trained algorithm on fresh seeded episodes (`gymlab eval`)."""
         raise UserError(f"{self.algo} runs cannot be evaluated on episodes")
@@ -186,7 +190,7 @@ class Algorithm(ABC):
             self.run = RunDir.create(self.run_config.logdir, self.algo, self.run_config.env,
                                      {**self.config_dict(), "unit": self.unit,
                                       "score": self.score_name},
-                                     name=self.run_name())
+                                     name=self.run_name(), path=self.run_path())
         self._on_start()
         with Session(self, self.run, self._resuming, on_eval) as session:
             self._learn(session)

@@ -11,6 +11,11 @@ from typing import Any, TextIO
 from gymlab.core.run import RunDir, atomic_write_text
 
 
+def plural(unit: str) -> str:
+    """`unit` counted more than once: steps, meta-batches, candidates."""
+    return f"{unit}es" if unit.endswith(("ch", "sh", "s", "x")) else f"{unit}s"
+
+
 class Progress:
     """A tqdm bar on a terminal; otherwise a plain line at every tenth of the run."""
 
@@ -52,7 +57,8 @@ class Progress:
         elapsed = time.perf_counter() - self.start_time
         rate = (step - self.start_step) / elapsed if elapsed > 0 else 0.0
         extra = " ".join(f"{k}={v}" for k, v in self.postfix.items())
-        print(f"{self.desc} {step}/{self.total} {self.unit}s ({rate:.3g} {self.unit}s/s) "
+        print(f"{self.desc} {step}/{self.total} {plural(self.unit)} ({rate:.3g} "
+              f"{plural(self.unit)}/s) "
               f"{extra}".rstrip(), file=self.stream, flush=True)
 
     def close(self) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from gymlab.core.errors import UserError
-from gymlab.core.logger import read_progress
+from gymlab.core.logger import plural, read_progress
 
 
 def plot_runs(run_dirs: list[str | Path], out: str | Path, smooth: int = 20) -> Path:
@@ -52,7 +52,7 @@ def plot_runs(run_dirs: list[str | Path], out: str | Path, smooth: int = 20) -> 
             else:  # a score per iteration: a curve
                 ax.plot(steps, means, color=color, marker=".", label=f"{label} ({score})")
     ax.set_xlabel("environment steps" if units == {"step"} else " / ".join(
-        f"{unit}s" for unit in sorted(units)))
+        plural(unit) for unit in sorted(units)))
     ax.set_ylabel("episodic return" if scores == {"eval_return"} else " / ".join(
         sorted(scores)))
     ax.grid(alpha=0.3)

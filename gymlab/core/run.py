@@ -156,10 +156,20 @@ class RunDir:
 
     @classmethod
     def create(cls, logdir: str, algo: str, env_id: str, config: dict[str, Any],
-               name: str | None = None) -> RunDir:
+               name: str | None = None, path: Path | None = None) -> RunDir:
         """A new `<logdir>/<name>-<YYYYmmdd-HHMMSS>` with config.json; `name` defaults to
-        f"{algo}-{env_id}", made safe for a folder name."""
-        path = new_dir(Path(logdir), safe_name(name or f"{algo}-{env_id}"))
+        f"{algo}-{env_id}", made safe for a folder name. `path`: exactly that folder
+        instead, which must be new or empty."""
+        if path is None:
+            path = new_dir(Path(logdir), safe_name(name or f"{algo}-{env_id}"))
+        else:
+            if path.exists() and (not path.is_dir() or any(path.iterdir())):
+                raise UserError(f"{path} already exists and is not an empty folder; continue "
+                                f"that run with --resume {path}, or choose another folder")
+            try:
+                path.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise UserError(f"cannot create the run directory {path}: {exc.strerror}") from None
         record = {
             "algo": algo,
             **config,

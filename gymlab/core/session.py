@@ -16,7 +16,7 @@ from typing import Any, Literal, Protocol
 
 from gymlab.core.errors import EnvError
 from gymlab.core.evaluation import EvalResult
-from gymlab.core.logger import Logger, Progress
+from gymlab.core.logger import Logger, Progress, plural
 from gymlab.core.run import GracefulInterrupt, RunConfig, RunDir, save_checkpoint
 
 Outcome = Literal["running", "completed", "solved", "stopped", "interrupted", "diverged",
@@ -158,7 +158,7 @@ class Session:
         self.interrupt.__exit__()
         algorithm = self.algorithm
         algorithm.session = None
-        done = f"{algorithm.progress_count()} {algorithm.unit}s"
+        done = f"{algorithm.progress_count()} {plural(algorithm.unit)}"
         suppress = False
         if exc_type is NonFiniteLoss:
             self.outcome, suppress = "diverged", True

@@ -78,7 +78,8 @@ def check_space(algo: str, env: str | None, space: Mapping[str, Any], fixed: Map
     if not isinstance(samples, int) or samples < 1:
         raise UserError(f"samples must be a positive integer, got {samples!r}")
     env = env or cls.default_env
-    check_env_id(env)
+    if not build_agent:  # building one checks the id in the algorithm's own way
+        check_env_id(env)
     types_ = {**typing.get_type_hints(RunConfig), **typing.get_type_hints(cls.Config)}
     names = [f.name for f in dataclasses.fields(RunConfig)] + [
         f.name for f in dataclasses.fields(cls.Config)]

@@ -37,8 +37,8 @@ from gymlab.agents.maml.samplers import BatchEnv, VectorEnvBatch, rollout
 from gymlab.core.algorithm import Algorithm
 from gymlab.core.errors import CheckpointError, UserError
 from gymlab.core.evaluation import EvalResult
-from gymlab.core.run import RunDir, generator_state, set_generator_state
-from gymlab.core.session import EvalCallback, NonFiniteLoss, Session
+from gymlab.core.run import generator_state, set_generator_state
+from gymlab.core.session import NonFiniteLoss, Session
 
 EVAL_TASKS = 40
 """New tasks of `gymlab eval` (the MAML paper's protocol)."""
@@ -217,26 +217,12 @@ class MAML(Algorithm):
                 f"tasks, {episodes} episodes per step:", *curve.table()]
 
     # -- the run directory and checkpoints --------------------------------------------------
-    def learn(self, total_steps: int | None = None, on_eval: EvalCallback | None = None
-              ) -> MAML:
-        if self.run is None and self.config.output_folder is not None and (
-                self.run_config.logdir is not None):
-            self.run = self._output_folder()
-        return super().learn(total_steps, on_eval)
-
-    def _output_folder(self) -> RunDir:
-        """The run directory at output_folder (pytorch-maml-rl's flag), made as core makes
-        one and then moved there."""
+    def run_path(self) -> Path | None:
+        """output_folder (pytorch-maml-rl's flag), with SLURM's job id when there is one."""
+        if self.config.output_folder is None:
+            return None
         job = os.environ.get("SLURM_JOB_ID")
-        path = Path(str(self.config.output_folder) + (f"-{job}" if job else ""))
-        if path.exists() and any(path.iterdir()):
-            raise UserError(f"{path} already exists and is not empty; continue it with "
-                            f"--resume {path}, or choose another --output-folder")
-        made = RunDir.create(str(path.parent), self.algo, self.run_config.env,
-                             {**self.config_dict(), "unit": self.unit,
-                              "score": self.score_name}, name=f".{path.name}")
-        made.path.replace(path)
-        return RunDir(path)
+        return Path(str(self.config.output_folder) + (f"-{job}" if job else ""))
 
     def _weights(self) -> dict[str, Any]:
         return {k: v.detach().cpu() for k, v in self.policy.state_dict().items()}
