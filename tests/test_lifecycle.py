@@ -182,3 +182,14 @@ def test_record_and_evaluate_say_what_the_algorithm_cannot_do(tmp_path):
         algo.act(None)
     with pytest.raises(UserError, match="cannot be evaluated"):
         algo.eval_lines("x", 1, None)
+
+
+def test_an_exact_run_path_is_made_and_a_used_one_refused(tmp_path):
+    class Fixed(Count):
+        def run_path(self):
+            return tmp_path / "exact"
+
+    algo = Fixed(logdir=str(tmp_path), progress=False, iterations=2).learn()
+    assert algo.run.path == tmp_path / "exact" and (algo.run.path / "config.json").is_file()
+    with pytest.raises(UserError, match="already exists and is not an empty folder"):
+        Fixed(logdir=str(tmp_path), progress=False).learn()
