@@ -20,8 +20,9 @@ def searches(monkeypatch):
         fixed = {k: v for k, v in options.items() if k not in (
             "metric", "mode", "samples", "scheduler", "search", "seed", "cpus_per_trial",
             "logdir", "ray_address", "progress")}
-        plan = check_space(algo, env, space, fixed, metric=options["metric"],
-                           mode=options["mode"], samples=options["samples"])
+        plan = check_space(algo, env, space, fixed, mode=options["mode"],
+                           samples=options["samples"],
+                           **{k: options[k] for k in ("metric",) if k in options})
         calls.append(SimpleNamespace(algo=algo, env=env, space=space, plan=plan, **options))
         return SimpleNamespace(summary=lambda: ["best: trial-000"], interrupted=0, best={})
 
