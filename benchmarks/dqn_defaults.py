@@ -228,8 +228,8 @@ def main() -> None:
                       f"reached {r.reached or '-':>6}  {r.wall_s:5.1f}s  curve {curve}",
                       flush=True)
 
-    print(f"\n| candidate | task | final return, mean ± std (per seed) | reached threshold "
-          f"| steps to threshold (median) |\n|---|---|---|---|---|")
+    print("\n| candidate | task | final return, mean ± std (per seed) | reached threshold "
+          "| steps to threshold (median) |\n|---|---|---|---|---|")
     for (name, env_id), rs in runs.items():
         finals = [r.final for r in rs]
         reached = [r.reached for r in rs if r.reached is not None]
