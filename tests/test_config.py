@@ -23,7 +23,7 @@ def test_flags_show_doc_and_default():
     parser = argparse.ArgumentParser()
     add_arguments(parser, DQNConfig, "dqn")
     text = parser.format_help()
-    assert "--target-update-interval" in text and "(default: 500)" in text
+    assert "--target-update-interval" in text and "(default: 250)" in text
     assert "Replay memory capacity" in text
     assert parser.parse_args(["--hidden-sizes", "32,16"]).hidden_sizes == (32, 16)
     assert parser.parse_args(["--double-q", "true"]).double_q is True

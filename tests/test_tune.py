@@ -114,12 +114,23 @@ def test_check_space_rejects(space, message):
     assert message in str(info.value)
 
 
+def test_default_metric_is_time_to_solve_where_a_run_can_solve_else_the_score():
+    lr = {"learning_rate": tune.grid(1e-3)}
+    assert check(lr).metric == "steps_to_solve"  # CartPole's tuned stop reward
+    plan = check(lr, {"stop_reward": None})
+    assert (plan.metric, plan.mode) == ("eval_return", "max")
+    nas = tune.check_space("nas", None, {"searcher": tune.grid("evolution", "random")}, {},
+                           build_agent=False)
+    assert (nas.env, nas.metric, nas.mode) == ("gymlab/NAS-v0", "best_valid_acc", "max")
+
+
 def test_check_space_rejects_bad_searches():
     lr = spec("loguniform", "learning_rate=1e-5:1e-2")
     cases = [
         (dict(space=lr, fixed={"learning_rate": 1e-3}), "learning_rate is both searched and fixed"),
         (dict(space=lr, fixed={"eval_every": 0}), "a search needs evaluations"),
-        (dict(space=lr, fixed={"stop_reward": None}), "metric steps_to_solve needs a stop reward"),
+        (dict(space=lr, fixed={"stop_reward": None}, metric="steps_to_solve"),
+         "metric steps_to_solve needs a stop reward"),
         (dict(space=lr, metric="reward"), "unknown metric 'reward'"),
         (dict(space={}, search="optuna"), "search optuna needs at least one searched field"),
         (dict(space=lr, fixed={"batch_sise": 3}), "did you mean batch_size?"),

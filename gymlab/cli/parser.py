@@ -27,17 +27,18 @@ REST = "rest"
 
 class Parser(argparse.ArgumentParser):
     """argparse with one-line errors (`gymlab: error: ...`, exit code 2), a "did you mean"
-    for a misspelled flag, and bool flags that stand alone for true (`--first-order`)."""
+    for a misspelled flag, and no abbreviated flags."""
 
     def __init__(self, *args: Any, description: str | None = None, **kwargs: Any) -> None:
         self.flags: list[str] = []  # every option string, for suggestions; filled by add_argument
         # the epilog (lists of commands, algorithms) keeps its lines; the description is filled
         kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
+        kwargs.setdefault("allow_abbrev", False)  # --seed must not silently mean --seeds
         super().__init__(*args, description=description and textwrap.fill(description, 79),
                          **kwargs)
 
     def add_argument(self, *args: Any, **kwargs: Any) -> argparse.Action:
-        action = super().add_argument(*args, **_bare_bool(kwargs))
+        action = super().add_argument(*args, **kwargs)
         self.flags.extend(action.option_strings)
         return action
 
@@ -46,7 +47,7 @@ class Parser(argparse.ArgumentParser):
         add = group.add_argument
 
         def add_to_group(*names: Any, **options: Any) -> argparse.Action:
-            action = add(*names, **_bare_bool(options))
+            action = add(*names, **options)
             self.flags.extend(action.option_strings)
             return action
 
@@ -76,14 +77,6 @@ class Parser(argparse.ArgumentParser):
             self.error(f"argument {what}: invalid choice: {name!r} (choose from "
                        f"{', '.join(choices)}){hint}")
         return name
-
-
-def _bare_bool(kwargs: dict[str, Any]) -> dict[str, Any]:
-    """core.config.add_arguments gives bool fields the metavar BOOL; such a flag alone means
-    true, and still takes a value (--first-order false)."""
-    if kwargs.get("metavar") == "BOOL" and "nargs" not in kwargs:
-        return {**kwargs, "nargs": "?", "const": True}
-    return kwargs
 
 
 def unrecognized(extras: Sequence[str], flags: Sequence[str]) -> str:
@@ -144,7 +137,8 @@ def add_config_flags(parser: Parser, cls: Any, run_title: str = "run options") -
 
     own = {f.name for f in dataclasses.fields(cls.Config)}
     add_arguments(parser, RunConfig, run_title,
-                  only=[f.name for f in dataclasses.fields(RunConfig) if f.name not in own])
+                  only=[f.name for f in dataclasses.fields(RunConfig) if f.name not in own],
+                  defaults={"env": cls.default_env, **cls.RUN_DEFAULTS})
     add_arguments(parser, cls.Config, f"{cls.algo} hyperparameters")
 
 

@@ -42,12 +42,9 @@ def algorithm_parser(algo: str, prog: str | None = None, **kwargs: Any) -> Parse
     cls = algorithm(algo)
     summary = algorithm_summaries()[algo]
     kwargs.setdefault("usage", "%(prog)s [flags]\n       %(prog)s --resume RUN_DIR [flags]")
-    own = {"env": cls.default_env, **cls.RUN_DEFAULTS}  # shown below as RunConfig's
-    differ = ", ".join(f"{key} {value}" for key, value in own.items())
     sub = Parser(prog=prog or f"gymlab train {algo}",
-                 description=f"{summary}. The defaults shown are the configs'; {algo} runs "
-                 f"use {differ}, and for environments with tuned values those come first. "
-                 "config.json records what a run used.", **kwargs)
+                 description=f"{summary}. For environments with tuned values those come "
+                 "before the defaults shown. config.json records what a run used.", **kwargs)
     # default None is set only where the first stage left no --resume (meta maml has none)
     sub.add_argument("--resume", metavar="RUN_DIR", default=None, help=RESUME_HELP)
     add_config_flags(sub, cls)

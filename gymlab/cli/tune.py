@@ -81,11 +81,11 @@ def add_search_options(tune: Parser, algo: str | None) -> None:
                         "searcher: grid values become a choice, grid size x samples trials)")
     opts = tune.add_argument_group("search options")
     opts.add_argument("--metric", choices=metrics(algo), default=None,
-                      help="steps_to_solve (gymlab.tune.run's default; a trial that never "
-                      "solves counts as its max steps), wall_to_solve (seconds; unsolved: its "
-                      "wall time for max steps), eval_return (best evaluation mean), "
+                      help="steps_to_solve (the default where a stop reward is set; a trial "
+                      "that never solves counts as its max steps), wall_to_solve (seconds; "
+                      "unsolved: its wall time for max steps), eval_return (best evaluation mean), "
                       "last_eval_return, or the name of the algorithm's score (best_valid_acc "
-                      "for nas)")
+                      "for nas; the default where no stop reward is set)")
     opts.add_argument("--mode", choices=("min", "max"), default=None,
                       help="minimise or maximise the metric (default: min for *_to_solve, "
                       "max for the others)")
@@ -159,11 +159,10 @@ def run(args: argparse.Namespace) -> int:
             raise UserError(f"{key} is searched twice")
         space[key] = spec
     fixed = {k: v for k, v in vars(args).items() if k not in SEARCH_ARGS | {"algo"}}
-    metric = {} if args.metric is None else {"metric": args.metric}  # else tune.run's default
-    results = tune.run(args.algo, args.env, space, mode=args.mode, samples=args.samples,
-                       scheduler=args.scheduler, search=args.search, seed=args.seed,
-                       cpus_per_trial=args.cpus_per_trial, logdir=args.logdir,
-                       ray_address=args.ray_address, progress=not args.quiet, **metric, **fixed)
+    results = tune.run(args.algo, args.env, space, metric=args.metric, mode=args.mode,
+                       samples=args.samples, scheduler=args.scheduler, search=args.search,
+                       seed=args.seed, cpus_per_trial=args.cpus_per_trial, logdir=args.logdir,
+                       ray_address=args.ray_address, progress=not args.quiet, **fixed)
     print("\n".join(results.summary()))
     if results.interrupted:
         return 128 + results.interrupted

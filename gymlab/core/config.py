@@ -128,9 +128,12 @@ def flag(name: str) -> str:
 
 
 def add_arguments(parser: argparse.ArgumentParser, cls: type, title: str,
-                  only: typing.Collection[str] | None = None) -> None:
-    """Add one `--flag` per field of `cls`. Unset flags stay absent from the namespace, so
-    per-environment defaults can sit between the dataclass default and the command line."""
+                  only: typing.Collection[str] | None = None,
+                  defaults: typing.Mapping[str, Any] | None = None) -> None:
+    """Add one `--flag` per field of `cls` (a bool flag alone means true). Unset flags stay
+    absent from the namespace, so per-environment defaults can sit between the dataclass
+    default and the command line. `defaults`: what the help shows instead of the dataclass's
+    default (an algorithm's own run defaults)."""
     group = parser.add_argument_group(title)
     docs = field_docs(cls)
     types_ = _field_types(cls)
@@ -141,8 +144,11 @@ def add_arguments(parser: argparse.ArgumentParser, cls: type, title: str,
         default = field.default
         if default is dataclasses.MISSING and field.default_factory is not dataclasses.MISSING:
             default = field.default_factory()
+        if defaults is not None and field.name in defaults:
+            default = defaults[field.name]
         shown = (",".join(map(str, default)) if isinstance(default, tuple)
                  else json.dumps(default) if isinstance(default, dict) else default)
+        bare = {"nargs": "?", "const": True} if tp is bool else {}
         group.add_argument(
             f"--{flag(field.name)}",
             dest=field.name,
@@ -150,6 +156,7 @@ def add_arguments(parser: argparse.ArgumentParser, cls: type, title: str,
             type=_argparse_type(tp),
             default=argparse.SUPPRESS,
             help=f"{docs.get(field.name, '')} (default: {shown})",
+            **bare,
         )
 
 

@@ -13,7 +13,9 @@ not depend on what ran before it) with `torch_threads` = CPUs per trial:
         trial-000/<algo>-<env>-<stamp>/  the trial's run directory (config.json, checkpoints)
         trial-000/error.txt              the traceback, for a trial that crashed
 
-Metrics (every trial reports all of them, after each evaluation and at its end):
+Metrics (every trial reports all of them, after each evaluation and at its end; without
+one named, a search optimises `steps_to_solve` where a stop reward is set, else the
+algorithm's score):
 
 - `steps_to_solve`: the step of the first evaluation whose mean return reached the stop
   reward; a trial that never solves counts as its max steps (`total_steps`).

@@ -25,7 +25,7 @@ from gymlab.tune.values import decode, encode
 
 
 def run(algo: str, env: str | None = None, space: Mapping[str, Any] | None = None, *,
-        metric: str = "steps_to_solve", mode: str | None = None, samples: int = 1,
+        metric: str | None = None, mode: str | None = None, samples: int = 1,
         scheduler: str | None = None, search: str = "random", max_steps: int | None = None,
         stop_reward: float | None = None, seed: int = 0, cpus_per_trial: int = 1,
         logdir: str = "runs", ray_address: str | None = None, progress: bool = True,

@@ -47,7 +47,7 @@ def suggest(key: str, names: Sequence[str]) -> list[str]:
 
 
 def check_space(algo: str, env: str | None, space: Mapping[str, Any], fixed: Mapping[str, Any], *,
-                metric: str = "steps_to_solve", mode: str | None = None, samples: int = 1,
+                metric: str | None = None, mode: str | None = None, samples: int = 1,
                 seed: int = 0, search: str = "random", scheduler: str | None = None,
                 build_agent: bool = True) -> Plan:
     """Validate a search completely (keys, types, bounds, configs; with `build_agent`, one
@@ -65,10 +65,9 @@ def check_space(algo: str, env: str | None, space: Mapping[str, Any], fixed: Map
         raise UserError(f"unknown algorithm {algo!r} (one of: {', '.join(ALGORITHMS)}){hint}")
     cls = algorithm(algo)
     metrics = metrics_of(cls)
-    if metric not in metrics:
+    if metric is not None and metric not in metrics:
         raise UserError(f"unknown metric {metric!r} for {algo} (one of: {', '.join(metrics)})")
-    mode = mode or DEFAULT_MODE.get(metric, "max")
-    if mode not in ("min", "max"):
+    if mode not in (None, "min", "max"):
         raise UserError(f"mode must be min or max, got {mode!r}")
     if search not in SEARCHERS:
         raise UserError(f"unknown search {search!r} (one of: {', '.join(SEARCHERS)})")
@@ -113,6 +112,10 @@ def check_space(algo: str, env: str | None, space: Mapping[str, Any], fixed: Map
         return value
 
     base_run, _ = resolve_configs(cls, env, fixed)
+    if metric is None:  # how fast it solves where there is a stop reward, else how well
+        solvable = base_run.stop_reward is not None or "stop_reward" in space
+        metric = "steps_to_solve" if solvable else cls.score_name
+    mode = mode or DEFAULT_MODE.get(metric, "max")
     if build_agent:  # the environment's spaces, the networks: what every trial starts with
         cls(env, **{**fixed, "logdir": None, "progress": False})
     checked: dict[str, Spec] = {}
