@@ -35,9 +35,9 @@ def parser() -> Parser:
 
 
 def _version() -> str:
-    from gymlab import __version__
+    from gymlab.core.run import gymlab_version
 
-    return f"gymlab {__version__}"
+    return f"gymlab {gymlab_version()}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
