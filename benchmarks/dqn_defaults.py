@@ -32,12 +32,14 @@ HELD-OUT
   sign of the Box's first entry; 10 steps an episode, random play scores 1.67; threshold 9.
 
 Run:  python benchmarks/dqn_defaults.py --part tune | --part report
-      [--seeds 0-2] [--candidates gymlab-0,sb3]
+      [--seeds 0-2] [--candidates gymlab-0,sb3] [--tasks CartPoleDict-v1] [--steps 100000]
+      (--steps 100000 is RunConfig's default total_steps: what a user's run gets)
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import statistics
 import time
@@ -205,11 +207,18 @@ def main() -> None:
     parser.add_argument("--part", choices=("tune", "report"), required=True)
     parser.add_argument("--seeds", help="e.g. 0-2 or 10,11 (default: 0-2 tune, 10-14 report)")
     parser.add_argument("--candidates", help="comma-separated names (default: all of the part)")
+    parser.add_argument("--tasks", help="comma-separated env ids without gymlab_bench/ "
+                                        "(default: all of the part)")
+    parser.add_argument("--steps", type=int, help="budget of every task (default: the task's)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     register()
     tune = args.part == "tune"
     tasks = TUNING if tune else HELD_OUT
+    if args.tasks:
+        tasks = [t for t in tasks if t.env_id.split("/")[1] in args.tasks.split(",")]
+    if args.steps:
+        tasks = [dataclasses.replace(t, budget=args.steps) for t in tasks]
     configs = CANDIDATES if tune else REPORTED
     if args.candidates:
         configs = {name: configs[name] for name in args.candidates.split(",")}
