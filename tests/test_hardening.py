@@ -26,6 +26,7 @@ from gymlab.core.errors import (
 from gymlab.core.evaluation import Evaluator
 from gymlab.core.run import RunDir, checkpoint_for, load_checkpoint, save_checkpoint
 from gymlab.core.spaces import ObservationEncoder
+from tests.processes import workers_left_after_kill
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -303,29 +304,9 @@ if __name__ == "__main__":
 """
 
 
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except FileNotFoundError:
-        return False
-    return state != "Z"  # a zombie has exited; only its parent's wait is missing
-
-
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads process states from /proc")
 def test_workers_exit_when_their_parent_is_killed():
-    parent = subprocess.Popen([sys.executable, "-c", KILLED_PARENT], cwd=ROOT,
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    workers = [int(pid) for pid in parent.stdout.readline().split()]
-    assert len(workers) == 2 and all(_alive(pid) for pid in workers)
-    parent.kill()
-    parent.wait()
-    deadline = time.monotonic() + 10
-    while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    left = [pid for pid in workers if _alive(pid)]
-    for pid in left:
-        os.kill(pid, signal.SIGKILL)
-    assert not left, "workers outlived their killed parent"
+    assert workers_left_after_kill(KILLED_PARENT, ROOT, workers=2) == []
 
 
 # -- 10. start-up: no torch.optim (it imports torch._dynamo), no tensorboard package -----------

@@ -1,7 +1,6 @@
 """The NAS evaluator that environments use (not are), and the nas package's layering."""
 
 import ast
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +12,8 @@ import pytest
 import gymlab.nas  # noqa: F401  registers gymlab/NAS-v0
 from gymlab.core.errors import UserError
 from gymlab.nas.evaluator import Evaluator
+from tests.processes import workers_left_after_kill
+from tests.test_layers import imports
 
 ROOT = Path(__file__).resolve().parents[1] / "gymlab"
 
@@ -73,26 +74,12 @@ def test_a_table_evaluator_answers_shortened_curves_in_a_halving_round():
         Evaluator.from_settings(evaluator="oracle")
 
 
-def _imports(path: Path) -> set[str]:
-    tree = ast.parse(path.read_text())
-    names = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom) and node.module:
-            names.add(node.module)
-        elif isinstance(node, ast.Import):
-            names.update(alias.name for alias in node.names)
-    return names
-
-
-def test_layering_of_nas_envs_and_ray_helpers():
+def test_only_the_package_imports_the_search_and_ray_loads_lazily():
+    # the package-wide layering is tests/test_layers.py's; these are NAS's own rules
     for path in (ROOT / "nas").glob("*.py"):
         if path.name not in ("__init__.py", "search.py"):
-            assert "gymlab.nas.search" not in _imports(path), path  # no loop to the search
-        assert not any(m.startswith(("gymlab.tune", "gymlab.cli")) for m in _imports(path)), path
-    for path in [ROOT / "envs" / "__init__.py", ROOT / "envs" / "navigation.py"]:
-        assert not any(m.startswith("gymlab.nas") for m in _imports(path)), path
+            assert "gymlab.nas.search" not in imports(path), path  # no loop to the search
     ray_helpers = ROOT / "core" / "ray.py"
-    assert not any(m.startswith(("gymlab.tune", "gymlab.agents")) for m in _imports(ray_helpers))
     top_level = set()
     for node in ast.parse(ray_helpers.read_text()).body:
         if isinstance(node, ast.ImportFrom):
@@ -119,28 +106,6 @@ if __name__ == "__main__":
 """
 
 
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except FileNotFoundError:
-        return False
-    return state != "Z"  # a zombie has exited; only its parent's wait is missing
-
-
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads process states from /proc")
 def test_candidate_workers_exit_when_the_search_is_killed():
-    import time
-
-    parent = subprocess.Popen([sys.executable, "-c", KILLED_PARENT], cwd=ROOT.parent,
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    workers = [int(pid) for pid in parent.stdout.readline().split()]
-    assert len(workers) == 2 and all(_alive(pid) for pid in workers)
-    parent.kill()
-    parent.wait()
-    deadline = time.monotonic() + 10
-    while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    left = [pid for pid in workers if _alive(pid)]
-    for pid in left:
-        os.kill(pid, 9)
-    assert not left, "workers outlived their killed parent"
+    assert workers_left_after_kill(KILLED_PARENT, ROOT.parent, workers=2) == []

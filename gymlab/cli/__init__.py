@@ -35,9 +35,9 @@ def parser() -> Parser:
 
 
 def _version() -> str:
-    from gymlab.core.run import gymlab_version
+    from importlib import metadata
 
-    return f"gymlab {gymlab_version()}"
+    return f"gymlab {metadata.version('gymlab')}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
