@@ -113,6 +113,7 @@ class DQN(Agent):
             "learning_starts": 1_000, "gamma": 0.99, "target_update_interval": 100,
             "train_freq": 4, "gradient_steps": 1, "exploration_fraction": 0.05,
             "exploration_final_eps": 0.04, "double_q": True, "hidden_sizes": (128, 128),
+            "max_grad_norm": None,
         },
         "Acrobot-v1": {  # zoo
             "total_steps": 100_000, "stop_reward": -100.0,
@@ -120,6 +121,7 @@ class DQN(Agent):
             "learning_starts": 0, "gamma": 0.99, "target_update_interval": 250,
             "train_freq": 4, "gradient_steps": 4, "exploration_fraction": 0.12,
             "exploration_final_eps": 0.1, "hidden_sizes": (256, 256),
+            "double_q": False, "max_grad_norm": None,
         },
         "MountainCar-v0": {  # zoo
             "total_steps": 120_000, "stop_reward": -110.0,
@@ -127,6 +129,7 @@ class DQN(Agent):
             "learning_starts": 1_000, "gamma": 0.98, "target_update_interval": 600,
             "train_freq": 16, "gradient_steps": 8, "exploration_fraction": 0.2,
             "exploration_final_eps": 0.07, "hidden_sizes": (256, 256),
+            "double_q": False, "max_grad_norm": None,
         },
         "LunarLander-v3": {  # zoo
             "total_steps": 100_000, "stop_reward": 200.0,
@@ -134,10 +137,12 @@ class DQN(Agent):
             "learning_starts": 0, "gamma": 0.99, "target_update_interval": 250,
             "train_freq": 4, "gradient_steps": 4, "exploration_fraction": 0.12,
             "exploration_final_eps": 0.1, "hidden_sizes": (256, 256),
+            "double_q": False, "max_grad_norm": None,
         },
     }
     """Tuned values per environment. Entries marked zoo are RL-Baselines3-Zoo's (its
-    gradient_steps=-1 written out as train_freq)."""
+    gradient_steps=-1 written out as train_freq). Each entry names every value its tuning
+    differs from the defaults in, so a change of defaults leaves tuned runs as they were."""
 
     def _build(self) -> None:
         cfg, seed = self.config, self.run_config.seed
