@@ -41,7 +41,7 @@ def test_precedence_dataclass_then_table_then_user():
     run, cfg = resolve_configs(DQN, "Acrobot-v1", {"batch_size": 7})
     assert cfg.batch_size == 7  # user
     assert cfg.learning_rate == DQN.TUNED["Acrobot-v1"]["learning_rate"]  # table
-    assert cfg.double_q is DQNConfig().double_q  # dataclass
+    assert cfg.loss == DQNConfig().loss  # dataclass
     assert run.env == "Acrobot-v1"
 
 
