@@ -47,6 +47,9 @@ def test_train_resume_eval_plot_for_each_family(tmp_path, capsys, algo):
     assert ("new tasks" in out) if algo == "maml" else ("over 2 episodes" in out)
     code, out, err = run_main(capsys, "plot", str(run), "--out", str(tmp_path / "c.png"))
     assert code == 0 and (tmp_path / "c.png").read_bytes()[:4] == b"\x89PNG", err
+    if algo == "maml":  # a meta-policy acts per task: nothing to record on its own
+        code, _, err = run_main(capsys, "record", str(run), "--out", str(tmp_path / "m.mp4"))
+        assert code == 2 and "maml runs have no policy to record" in err
 
 
 @pytest.mark.smoke

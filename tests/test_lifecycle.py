@@ -179,6 +179,8 @@ def test_plot_of_a_self_scoring_run_is_its_score_curve(tmp_path):
 def test_record_and_evaluate_say_what_the_algorithm_cannot_do(tmp_path):
     algo = count(tmp_path, iterations=1)
     with pytest.raises(UserError, match="count runs have no policy to record"):
+        algo.record(tmp_path / "x.mp4")
+    with pytest.raises(UserError, match="count runs have no policy to act with"):
         algo.act(None)
     with pytest.raises(UserError, match="cannot be evaluated"):
         algo.eval_lines("x", 1, None)

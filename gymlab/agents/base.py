@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sys
 from abc import abstractmethod
+from pathlib import Path
 from typing import Any
 
 from gymlab.core.algorithm import Algorithm, PolicyEvaluator
@@ -56,10 +57,17 @@ class Agent(Algorithm):
             self._record(type(self).load(best) if best.exists() else self, "after")
 
     def _record(self, agent: Agent, name: str) -> None:
-        from gymlab.core.video import record_video
-
         path = self.run.path / "videos" / f"{name}.mp4"  # type: ignore[union-attr]
         seed = self.run_config.seed + 3_000_000  # the same start state before and after
-        frames = record_video(agent.act, self.run_config.env, path, episodes=1, seed=seed,
-                              env_kwargs=self.run_config.env_kwargs)
+        frames = agent.record(path, episodes=1, seed=seed)
         print(f"wrote {path} ({frames} frames)", file=sys.stderr)
+
+    def record(self, path: str | Path, episodes: int = 1, seed: int | None = None) -> int:
+        """An MP4 of `episodes` episodes, the first seeded `seed` (default: the run's seed +
+        2000000); UserError when the environment cannot render frames."""
+        from gymlab.core.video import record_video
+
+        run = self.run_config
+        check_recordable(run.env, run.env_kwargs)
+        seed = run.seed + 2_000_000 if seed is None else seed
+        return record_video(self.act, run.env, path, episodes, seed, run.env_kwargs)

@@ -27,13 +27,9 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
 
 def run(args: argparse.Namespace) -> int:
     from gymlab.cli.runs import load_algorithm
-    from gymlab.core.video import check_recordable, record_video
 
     agent, path = load_algorithm(args.run, args.checkpoint)
     with agent:
-        env, env_kwargs = agent.run_config.env, agent.run_config.env_kwargs
-        check_recordable(env, env_kwargs)
-        seed = agent.run_config.seed + 2_000_000 if args.seed is None else args.seed
-        frames = record_video(agent.act, env, args.out, args.episodes, seed, env_kwargs)
+        frames = agent.record(args.out, args.episodes, args.seed)
     print(f"wrote {args.out}: {frames} frames, {args.episodes} episode(s) of {path}")
     return 0

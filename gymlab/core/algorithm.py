@@ -165,7 +165,11 @@ class Algorithm(ABC):
                 f"over {len(result.returns)} episodes"]
 
     def act(self, obs: Any) -> Any:
-        """The deterministic action for one raw observation (`gymlab record`)."""
+        """The deterministic action for one raw observation."""
+        raise UserError(f"{self.algo} runs have no policy to act with")
+
+    def record(self, path: str | Path, episodes: int = 1, seed: int | None = None) -> int:
+        """Write an MP4 of the policy acting (`gymlab record`); returns the frame count."""
         raise UserError(f"{self.algo} runs have no policy to record")
 
     def close(self) -> None:  # noqa: B027 (an optional hook)

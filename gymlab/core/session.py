@@ -158,7 +158,8 @@ class Session:
         self.interrupt.__exit__()
         algorithm = self.algorithm
         algorithm.session = None
-        done = f"{algorithm.progress_count()} {plural(algorithm.unit)}"
+        count = algorithm.progress_count()
+        done = f"{count} {algorithm.unit if count == 1 else plural(algorithm.unit)}"
         suppress = False
         if exc_type is NonFiniteLoss:
             self.outcome, suppress = "diverged", True
