@@ -259,6 +259,23 @@ def test_a_crashing_trial_is_reported_failed_and_the_search_goes_on(search):
 
 
 @pytest.mark.smoke
+def test_a_search_over_network_searches_ranks_by_their_score(tmp_path):
+    """gymlab tune nas: the algorithm's own score as the metric, trials on Ray."""
+    pytest.importorskip("ray")
+    result = gymlab("tune", "nas", "--grid", "searcher=[evolution,random]", "--evaluator",
+                    "table", "--layers", "3", "--budget", "12", "--metric", "best_valid_acc",
+                    "--quiet", "--logdir", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    (folder,) = tmp_path.iterdir()
+    with open(folder / "tune_results.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert {row["searcher"] for row in rows} == {"evolution", "random"}
+    scores = [float(row["best_valid_acc"]) for row in rows]
+    assert scores == sorted(scores, reverse=True) and 50 < scores[0] <= 100
+    assert all(row["status"] == "completed" and row["steps"] == "12" for row in rows)
+
+
+@pytest.mark.smoke
 def test_unreachable_ray_address_fails_fast():
     start = time.perf_counter()
     result = gymlab("tune", "dqn", "--grid", "gamma=[0.9,0.99]", "--ray-address", "127.0.0.1:1")
