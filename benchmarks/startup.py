@@ -1,5 +1,5 @@
-"""Whole-process time of PPO on CartPole-v1, as a user runs it: gymlab's command against
-Stable-Baselines3's shortest script.
+"""Whole-process time, as a user runs it: gymlab's PPO command against Stable-Baselines3's
+shortest script on CartPole-v1, and gymlab's GA command against the GA tutorial's loop.
 
 Protocol
 --------
@@ -28,8 +28,15 @@ Protocol
   - ``sb3``: the zoo's configuration as above with SB3's ``EvalCallback`` and
     ``StopTrainingOnRewardThreshold(475)``: 10 deterministic episodes every 2,000 steps
     (250 vectorised steps of 8 environments), cap 200,000 steps.
+* Part ``ga`` (the numpy GA tutorial's run, whole process), seed = round number for both:
+  - ``gymlab``: ``gymlab train ga --env CartPole-v1 --population 64 --generations 5
+    --episodes 15 --mutation-scale 0.1 --max-episode-steps 10000 --eval-every 0``;
+  - ``seed loop``: benchmarks/neuroevolution.py's ``run_seed_style_tutorial``, the
+    tutorial's loop (one ``env.step`` and one numpy forward per step) driving gymlab's
+    ``GeneticAlgorithm`` object with the same generators, so both run the identical search;
+    that object's module imports torch, as gymlab's side does.
 
-Run:  python benchmarks/startup.py [--rounds 5] [--parts startup,solve]
+Run:  python benchmarks/startup.py [--rounds 5] [--parts startup,solve,ga]
 """
 
 from __future__ import annotations
@@ -72,6 +79,14 @@ model.learn(200_000, callback=evaluate)
 """
 
 
+SEED_LOOP = """
+import sys
+sys.path.insert(0, {folder!r})
+from neuroevolution import run_seed_style_tutorial
+run_seed_style_tutorial(int(sys.argv[1]))
+"""
+
+
 def cases(parts: list[str], logdir: str, seed: int) -> dict[str, list[str]]:
     py = sys.executable
     gymlab = [py, "-m", "gymlab", "train", "ppo", "--env", "CartPole-v1", "--logdir", logdir,
@@ -87,6 +102,14 @@ def cases(parts: list[str], logdir: str, seed: int) -> dict[str, list[str]]:
                                 "--eval-every", "2000", "--eval-episodes", "10",
                                 "--total-steps", "200000"]
         out["solve: sb3"] = [py, "-c", SB3_SOLVE, str(seed)]
+    if "ga" in parts:
+        out["ga: gymlab"] = [py, "-m", "gymlab", "train", "ga", "--env", "CartPole-v1",
+                             "--population", "64", "--generations", "5", "--episodes", "15",
+                             "--mutation-scale", "0.1", "--max-episode-steps", "10000",
+                             "--eval-every", "0", "--seed", str(seed), "--logdir", logdir,
+                             "--progress", "false"]
+        folder = os.path.dirname(os.path.abspath(__file__))
+        out["ga: seed loop"] = [py, "-c", SEED_LOOP.format(folder=folder), str(seed)]
     return out
 
 
@@ -109,7 +132,8 @@ def timed(command: list[str]) -> tuple[float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5, help="runs of every case")
-    parser.add_argument("--parts", default="startup", help="startup, solve, or both: startup,solve")
+    parser.add_argument("--parts", default="startup",
+                        help="any of startup, solve, ga, comma-separated")
     args = parser.parse_args()
     parts = args.parts.split(",")
     load_before = os.getloadavg()
@@ -131,10 +155,12 @@ def main() -> None:
         medians[name] = statistics.median(walls), statistics.median(cpus)
         print(f"{name:<18} {medians[name][0]:>11.2f} {min(walls):>9.2f} {medians[name][1]:>11.2f}")
     for part in parts:
-        gymlab, sb3 = medians.get(f"{part}: gymlab"), medians.get(f"{part}: sb3")
-        if gymlab and sb3:
-            print(f"{part}: SB3 / gymlab = {sb3[0] / gymlab[0]:.2f}x wall, "
-                  f"{sb3[1] / gymlab[1]:.2f}x CPU (medians, whole process)")
+        gymlab = medians.get(f"{part}: gymlab")
+        peer = medians.get(f"{part}: sb3") or medians.get(f"{part}: seed loop")
+        name = "SB3" if f"{part}: sb3" in medians else "seed loop"
+        if gymlab and peer:
+            print(f"{part}: {name} / gymlab = {peer[0] / gymlab[0]:.2f}x wall, "
+                  f"{peer[1] / gymlab[1]:.2f}x CPU (medians, whole process)")
 
 
 if __name__ == "__main__":
