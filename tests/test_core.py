@@ -8,10 +8,10 @@ import pytest
 import torch
 
 from gymlab.core.buffers import ReplayBuffer
+from gymlab.core.checkpoints import load_checkpoint, save_checkpoint
 from gymlab.core.envs import EnvPool, check_env_id
 from gymlab.core.errors import CheckpointError, UnsupportedSpaceError, UserError
 from gymlab.core.evaluation import Evaluator
-from gymlab.core.run import load_checkpoint, save_checkpoint
 from gymlab.core.spaces import ObservationEncoder, discrete_branches
 
 

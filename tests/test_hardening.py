@@ -15,6 +15,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
+from gymlab.core.checkpoints import checkpoint_for, load_checkpoint, save_checkpoint
 from gymlab.core.envs import EnvPool, check_env_id, make_env
 from gymlab.core.errors import (
     CheckpointError,
@@ -24,7 +25,7 @@ from gymlab.core.errors import (
     UserError,
 )
 from gymlab.core.evaluation import Evaluator
-from gymlab.core.run import RunDir, checkpoint_for, load_checkpoint, save_checkpoint
+from gymlab.core.run import RunDir
 from gymlab.core.spaces import ObservationEncoder
 from tests.processes import workers_left_after_kill
 
@@ -263,7 +264,7 @@ def test_checkpoint_for_falls_back_from_a_corrupt_or_missing_best(tmp_path, caps
 # -- 8. a double Ctrl-C ---------------------------------------------------------------------
 DOUBLE_INTERRUPT = """
 import atexit, sys, time
-from gymlab.core.run import GracefulInterrupt
+from gymlab.core.interrupt import GracefulInterrupt
 
 atexit.register(time.sleep, 3)  # a slow shutdown, as a pool or writer thread joining
 with GracefulInterrupt() as interrupt:

@@ -36,8 +36,8 @@ from gymlab.agents.maml.policy import (
 )
 from gymlab.agents.maml.samplers import VectorEnvBatch, rollout
 from gymlab.agents.maml.trpo import conjugate_gradient, flat, line_search, set_flat
+from gymlab.core.checkpoints import load_checkpoint, save_checkpoint
 from gymlab.core.config import to_dict
-from gymlab.core.run import load_checkpoint, save_checkpoint
 from gymlab.envs.navigation import NavigationBatch
 from tests.test_cli import assert_one_line_error, run_main
 

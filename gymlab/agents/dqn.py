@@ -24,7 +24,7 @@ from gymlab.core.config import require
 from gymlab.core.envs import EnvPool
 from gymlab.core.networks import Activation, mlp
 from gymlab.core.optim import Adam
-from gymlab.core.run import generator_state, set_generator_state
+from gymlab.core.seeding import generator_state, set_generator_state
 from gymlab.core.session import LoopHooks, NonFiniteLoss, Session
 from gymlab.core.spaces import discrete_branches
 

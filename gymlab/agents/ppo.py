@@ -23,7 +23,7 @@ from gymlab.core.envs import EnvPool
 from gymlab.core.networks import Activation, mlp
 from gymlab.core.normalize import ObsNormalizer, RewardScaler
 from gymlab.core.optim import Adam
-from gymlab.core.run import generator_state, set_generator_state
+from gymlab.core.seeding import generator_state, set_generator_state
 from gymlab.core.session import NonFiniteLoss, Session
 
 

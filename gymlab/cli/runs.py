@@ -9,9 +9,10 @@ from gymlab.core.errors import CheckpointError, UserError
 
 
 def checkpoint_file(run_or_file: str, which: str, algo: str | None = None) -> Path:
-    """The checkpoint a command acts on (core.run.checkpoint_for: the file itself, or a run
+    """The checkpoint a command acts on (core.checkpoints.checkpoint_for: the file itself, or a run
     directory's best.pt, else last.pt); `algo`: a run directory must hold a run of it."""
-    from gymlab.core.run import RunDir, checkpoint_for
+    from gymlab.core.checkpoints import checkpoint_for
+    from gymlab.core.run import RunDir
 
     path = Path(run_or_file)
     if algo is not None and path.is_dir():
@@ -24,7 +25,7 @@ def checkpoint_file(run_or_file: str, which: str, algo: str | None = None) -> Pa
 def load_algorithm(run_or_file: str, which: str) -> tuple[Any, Path]:
     """The trained algorithm from a run directory or checkpoint file, and the file it came
     from; whichever algorithm the checkpoint names."""
-    from gymlab.core.run import load_checkpoint
+    from gymlab.core.checkpoints import load_checkpoint
     from gymlab.registry import ALGORITHMS, algorithm
 
     path = checkpoint_file(run_or_file, which)

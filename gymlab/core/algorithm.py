@@ -16,18 +16,12 @@ from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, TypeVar
 
+from gymlab.core.checkpoints import load_checkpoint, save_checkpoint
 from gymlab.core.config import build, to_dict
 from gymlab.core.errors import CheckpointError, UserError
 from gymlab.core.evaluation import EvalResult
-from gymlab.core.run import (
-    RunConfig,
-    RunDir,
-    load_checkpoint,
-    rng_states,
-    save_checkpoint,
-    seed_everything,
-    set_rng_states,
-)
+from gymlab.core.run import RunConfig, RunDir
+from gymlab.core.seeding import rng_states, seed_everything, set_rng_states
 from gymlab.core.session import EvalCallback, Session
 
 A = TypeVar("A", bound="Algorithm")

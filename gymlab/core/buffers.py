@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from gymlab.core.run import generator_state, set_generator_state
+from gymlab.core.seeding import generator_state, set_generator_state
 
 
 class ReplayBuffer:

@@ -11,7 +11,7 @@ import gymnasium as gym
 import numpy as np
 
 from gymlab.core.errors import EnvError, UserError
-from gymlab.core.run import generator_state, set_generator_state
+from gymlab.core.seeding import generator_state, set_generator_state
 from gymlab.core.spaces import ObservationEncoder
 
 

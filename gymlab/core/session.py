@@ -14,10 +14,12 @@ import time
 from collections.abc import Callable
 from typing import Any, Literal, Protocol
 
+from gymlab.core.checkpoints import save_checkpoint
 from gymlab.core.errors import EnvError
 from gymlab.core.evaluation import EvalResult
+from gymlab.core.interrupt import GracefulInterrupt
 from gymlab.core.logger import Logger, Progress, plural
-from gymlab.core.run import GracefulInterrupt, RunConfig, RunDir, save_checkpoint
+from gymlab.core.run import RunConfig, RunDir
 
 Outcome = Literal["running", "completed", "solved", "stopped", "interrupted", "diverged",
                   "failed"]

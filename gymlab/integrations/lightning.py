@@ -34,8 +34,8 @@ except ImportError:
     raise UserError(f"the Lightning integration needs PyTorch Lightning: {INSTALL_HINT}") from None
 
 from gymlab.agents.dqn import DQN  # noqa: E402
+from gymlab.core.checkpoints import CHECKPOINT_FORMAT  # noqa: E402
 from gymlab.core.evaluation import Evaluator  # noqa: E402
-from gymlab.core.run import CHECKPOINT_FORMAT  # noqa: E402
 
 
 class ReplayDataset(IterableDataset):

@@ -23,7 +23,8 @@ from gymlab.core.config import build
 from gymlab.core.errors import UserError
 from gymlab.core.evaluation import EvalResult
 from gymlab.core.ray import check_ray_address
-from gymlab.core.run import RunConfig, RunDir, seed_everything
+from gymlab.core.run import RunConfig, RunDir
+from gymlab.core.seeding import seed_everything
 from gymlab.core.session import Session
 from gymlab.nas.config import NASConfig
 from gymlab.nas.datasets import Dataset

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from gymlab.core.run import generator_state, set_generator_state
+from gymlab.core.seeding import generator_state, set_generator_state
 
 
 class RandomSearch:

@@ -169,7 +169,7 @@ class Search:
                 f"({self.cpus} CPUs, {self.cpus_per_trial} per trial), {plan.metric} "
                 f"({plan.mode}), max {plan.max_steps} steps each; in {self.path}")
         try:
-            from gymlab.core.run import GracefulInterrupt
+            from gymlab.core.interrupt import GracefulInterrupt
 
             with GracefulInterrupt(self._on_signal):
                 self.tuner(storage).fit()

@@ -21,7 +21,8 @@ from gymlab.core.envs import make_env
 from gymlab.core.errors import UserError
 from gymlab.core.evaluation import EvalResult
 from gymlab.core.normalize import RunningMeanStd
-from gymlab.core.run import RunConfig, generator_state, set_generator_state
+from gymlab.core.run import RunConfig
+from gymlab.core.seeding import generator_state, set_generator_state
 from gymlab.core.session import NonFiniteLoss, Session
 from gymlab.core.spaces import ObservationEncoder
 

@@ -37,7 +37,7 @@ from gymlab.agents.maml.samplers import BatchEnv, VectorEnvBatch, rollout
 from gymlab.core.algorithm import Algorithm
 from gymlab.core.errors import CheckpointError, UserError
 from gymlab.core.evaluation import EvalResult
-from gymlab.core.run import generator_state, set_generator_state
+from gymlab.core.seeding import generator_state, set_generator_state
 from gymlab.core.session import NonFiniteLoss, Session
 
 EVAL_TASKS = 40
