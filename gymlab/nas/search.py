@@ -243,7 +243,7 @@ class NASSearch(Algorithm):
         cls.check_resumable(overrides)
         run = RunDir.open(run_dir)
         config = run.config()
-        # runs written before the shared run lifecycle say "nas-<searcher>"
+        # config.json's first layout says "nas-<searcher>"
         if not str(config.get("algo", "")).startswith(cls.algo) or cls.algo not in config:
             raise UserError(f"{run_dir} is not a gymlab nas run")
         run_names = {f.name for f in dataclasses.fields(RunConfig)}
@@ -264,7 +264,7 @@ class NASSearch(Algorithm):
     def config_sections(cls, config: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
         if "run" in config:
             return super().config_sections(config)
-        own = dict(config[cls.algo])  # a search written before the shared run lifecycle
+        own = dict(config[cls.algo])  # the first layout: run settings in the nas section
         run = {**cls.RUN_DEFAULTS, "env": ENV_ID,
                **{k: own.pop(k) for k in ("seed", "logdir", "progress") if k in own}}
         return run, own

@@ -45,7 +45,8 @@ EVAL_TASKS = 40
 EVAL_GRAD_STEPS = 3
 """Inner steps of the adaptation curve `gymlab eval` prints."""
 RUN_FIELDS = ("env", "env_kwargs", "seed", "progress")
-"""Settings that runs written before the shared run lifecycle kept in their maml section."""
+"""Settings a config.json without a "run" section (gymlab's first layout) keeps in its maml
+section."""
 
 
 class MAML(Algorithm):
@@ -240,7 +241,7 @@ class MAML(Algorithm):
         if state is not None:
             set_generator_state(self.task_rng, state["task_rng"])
             self.generator.set_state(state["generator"])
-            state.setdefault("session", {})  # written before the shared run lifecycle
+            state.setdefault("session", {})  # a checkpoint of the first layout has none
 
     @classmethod
     def config_sections(cls, config: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
