@@ -99,6 +99,7 @@ class DQNModule(L.LightningModule):
         # training_step takes DQN's gradient steps itself, several per Lightning batch
         self.automatic_optimization = False
         self.agent = DQN(env, **overrides)
+        self.agent.optimizer = torch_adam(self.agent.optimizer)
         self.q_net, self.target_net = self.agent.q_net, self.agent.target_net
         cfg, run = self.agent.config, self.agent.run_config
         if updates_per_epoch is None:
@@ -156,18 +157,7 @@ class DQNModule(L.LightningModule):
         return loss
 
     def configure_optimizers(self) -> Any:
-        # Lightning's strategies wrap a torch.optim optimizer: the agent's Adam (the same
-        # numbers, without torch.optim's start-up cost) hands its state over to one
-        import torch
-
-        agent = self.agent
-        if not isinstance(agent.optimizer, torch.optim.Optimizer):
-            group = agent.optimizer.param_groups[0]
-            optimizer = torch.optim.Adam(group["params"], lr=group["lr"], eps=group["eps"],
-                                         betas=group["betas"], fused=group["fused"])
-            optimizer.load_state_dict(agent.optimizer.state_dict())
-            agent.optimizer = optimizer
-        return agent.optimizer
+        return self.agent.optimizer
 
     def _updates_left(self) -> int:
         """The minibatches DQN.replay_batches yields after the agent's current iteration."""
@@ -224,6 +214,19 @@ class DQNModule(L.LightningModule):
         self.agent._load(checkpoint["weights"], checkpoint.get("state"))
         every = self.log_hooks.log_every
         self.log_hooks.next_log = (self.agent.step // every + 1) * every
+
+
+def torch_adam(adam: Any) -> Any:
+    """A torch.optim.Adam with the settings and state of gymlab's Adam (core.optim), which
+    Lightning's strategies and precision plugins need to wrap. Made with the module, so
+    torch.optim's one-time imports are not part of fitting."""
+    import torch
+
+    group = adam.param_groups[0]
+    optimizer = torch.optim.Adam(group["params"], lr=group["lr"], eps=group["eps"],
+                                 betas=group["betas"], fused=group["fused"])
+    optimizer.load_state_dict(adam.state_dict())
+    return optimizer
 
 
 class LoggerHooks:
