@@ -67,7 +67,7 @@ def test_eval(trained_run):
 
 def test_record_writes_a_readable_mp4(trained_run, tmp_path):
     pytest.importorskip("imageio_ffmpeg")
-    from gymlab.core.video import count_frames
+    from tests.videos import count_frames
 
     out = tmp_path / "agent.mp4"
     result = gymlab("record", str(trained_run), "--out", str(out), "--episodes", "2")

@@ -91,7 +91,7 @@ def test_resume_is_exact_with_normalisation(tmp_path, quick, monkeypatch):
 
 def test_before_after_videos(tmp_path):
     pytest.importorskip("imageio_ffmpeg")
-    from gymlab.core.video import count_frames
+    from tests.videos import count_frames
 
     agent = PPO("CartPole-v1", seed=0, logdir=str(tmp_path), progress=False,
                 video="before-after", stop_reward=475, eval_every=2_000)

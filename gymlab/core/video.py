@@ -82,10 +82,3 @@ def _even(frame: np.ndarray) -> np.ndarray:
     h, w = frame.shape[:2]
     return np.pad(frame[..., :3], ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")
 
-
-def count_frames(path: str | Path) -> int:
-    """The number of frames in a video file (decoded, not read from the header)."""
-    import imageio_ffmpeg
-
-    frames, _ = imageio_ffmpeg.count_frames_and_secs(str(path))
-    return frames

@@ -58,11 +58,6 @@ class TuneResults:
     def __getitem__(self, i: int) -> dict[str, Any]:
         return self.rows[i]
 
-    def to_dataframe(self) -> Any:
-        import pandas as pd
-
-        return pd.DataFrame(self.rows)
-
     def train_command(self, row: Mapping[str, Any]) -> str:
         """The `gymlab train` command line of a trial's config."""
         import shlex
