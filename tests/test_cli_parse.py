@@ -178,3 +178,16 @@ print(sorted(m for m in sys.modules if m == "torch" or m.startswith(("gymlab.age
                             timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_ctrl_c_in_a_command_that_is_not_a_run_exits_130_in_one_line(capsys, monkeypatch):
+    import gymlab.nas.table
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(gymlab.nas.table, "build_table", interrupted)
+    code, _, err = run_main(capsys, "nas", "--layers", "1", "--epochs", "1", "build-table",
+                            "--out", "unused.npz")
+    assert code == 130 and err.strip().splitlines()[-1] == "gymlab: nas interrupted"
+    assert "Traceback" not in err

@@ -56,3 +56,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (OSError, EnvError) as exc:  # disk full, an environment that crashed: one line
         print(f"gymlab: error: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:  # a command that is not a run (build-table, eval): nothing to save
+        print(f"gymlab: {rest[0]} interrupted", file=sys.stderr)
+        return 130
