@@ -42,8 +42,10 @@ import argparse
 import dataclasses
 import os
 import statistics
+import sys
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
@@ -52,6 +54,9 @@ import torch
 from gymnasium.envs.classic_control.cartpole import CartPoleEnv
 
 from gymlab import DQN
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository's tests/ envs
+from tests.envs import DictMultiDiscreteEnv, make_dict_cartpole  # noqa: E402
 
 EVAL_EVERY = 5_000
 
@@ -68,43 +73,6 @@ class ScaledObservation(gym.ObservationWrapper):
 
     def observation(self, obs: np.ndarray) -> np.ndarray:
         return (obs * self.SCALE).astype(np.float32)
-
-
-class DictObservation(gym.ObservationWrapper):
-    def __init__(self, env: gym.Env) -> None:
-        super().__init__(env)
-        box = env.observation_space
-        self.observation_space = gym.spaces.Dict({
-            "cart": gym.spaces.Box(box.low[:2], box.high[:2], dtype=np.float32),
-            "pole": gym.spaces.Box(box.low[2:], box.high[2:], dtype=np.float32)})
-
-    def observation(self, obs: np.ndarray) -> dict[str, np.ndarray]:
-        return {"cart": obs[:2], "pole": obs[2:]}
-
-
-class ContextualEnv(gym.Env):
-    metadata = {"render_modes": []}
-
-    def __init__(self, render_mode: str | None = None) -> None:
-        self.observation_space = gym.spaces.Dict(
-            {"x": gym.spaces.Box(-1.0, 1.0, (3,), np.float32), "k": gym.spaces.Discrete(3)})
-        self.action_space = gym.spaces.MultiDiscrete([3, 2])
-
-    def _draw(self) -> dict[str, Any]:
-        self._state = {"x": self.np_random.uniform(-1, 1, 3).astype(np.float32),
-                       "k": int(self.np_random.integers(3))}
-        return self._state
-
-    def reset(self, *, seed: int | None = None, options: dict | None = None):
-        super().reset(seed=seed)
-        self._t = 0
-        return self._draw(), {}
-
-    def step(self, action):
-        s = self._state
-        reward = float(action[0] == s["k"] and action[1] == int(s["x"][0] > 0))
-        self._t += 1
-        return self._draw(), reward, False, self._t >= 10, {}
 
 
 @dataclass(frozen=True)
@@ -127,9 +95,8 @@ def register() -> None:
         "CartPoleBox-v1": (lambda render_mode=None: ScaledObservation(
             CartPoleEnv(render_mode=render_mode)), 200),
         "Acrobot-v1": ("gymnasium.envs.classic_control.acrobot:AcrobotEnv", 500),
-        "CartPoleDict-v1": (lambda render_mode=None: DictObservation(
-            CartPoleEnv(render_mode=render_mode)), 500),
-        "Contextual-v0": (ContextualEnv, None),
+        "CartPoleDict-v1": (make_dict_cartpole, 500),
+        "Contextual-v0": (DictMultiDiscreteEnv, None),
     }
     for name, (entry_point, max_steps) in makers.items():
         if f"gymlab_bench/{name}" not in gym.registry:

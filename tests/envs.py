@@ -6,6 +6,7 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
+from gymnasium.envs.classic_control.cartpole import CartPoleEnv
 
 
 class DictMultiDiscreteEnv(gym.Env):
@@ -64,9 +65,30 @@ class ContinuousEnv(NaNRewardEnv):
         self.action_space = gym.spaces.Box(-1.0, 1.0, (1,), np.float32)
 
 
+class DictObservation(gym.ObservationWrapper):
+    """CartPole's observation as {"cart": (x, x_dot), "pole": (theta, theta_dot)}."""
+
+    def __init__(self, env: gym.Env) -> None:
+        super().__init__(env)
+        box = env.observation_space
+        self.observation_space = gym.spaces.Dict({
+            "cart": gym.spaces.Box(box.low[:2], box.high[:2], dtype=np.float32),
+            "pole": gym.spaces.Box(box.low[2:], box.high[2:], dtype=np.float32)})
+
+    def observation(self, obs: np.ndarray) -> dict[str, np.ndarray]:
+        return {"cart": obs[:2], "pole": obs[2:]}
+
+
+def make_dict_cartpole(render_mode: str | None = None) -> gym.Env:
+    return DictObservation(CartPoleEnv(render_mode=render_mode))
+
+
 def register() -> None:
     for name, cls in (("DictMultiDiscrete-v0", DictMultiDiscreteEnv),
                       ("NaNReward-v0", NaNRewardEnv), ("Continuous-v0", ContinuousEnv)):
         env_id = f"gymlab_test/{name}"
         if env_id not in gym.registry:
             gym.register(env_id, entry_point=cls, max_episode_steps=1000)
+    if "gymlab_test/CartPoleDict-v1" not in gym.registry:  # no tuned entry applies to it
+        gym.register("gymlab_test/CartPoleDict-v1", entry_point=make_dict_cartpole,
+                     max_episode_steps=500)
