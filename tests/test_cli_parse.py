@@ -191,3 +191,10 @@ def test_ctrl_c_in_a_command_that_is_not_a_run_exits_130_in_one_line(capsys, mon
                             "--out", "unused.npz")
     assert code == 130 and err.strip().splitlines()[-1] == "gymlab: nas interrupted"
     assert "Traceback" not in err
+
+
+def test_version_comes_from_the_package_metadata(capsys):
+    from importlib import metadata
+
+    code, out, _ = run_main(capsys, "--version")
+    assert code == 0 and out.strip() == f"gymlab {metadata.version('gymlab')}"
