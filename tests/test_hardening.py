@@ -93,6 +93,48 @@ def test_env_without_render_mode_and_with_multibinary_nested_dict_observations()
     assert short(lambda o: np.zeros(len(o), int)).lengths.tolist() == [2]
 
 
+class EndlessEnv(gym.Env):
+    """Never terminates nor truncates, and is registered without a time limit."""
+
+    observation_space = gym.spaces.Box(-1, 1, (2,), np.float32)
+    action_space = gym.spaces.Discrete(2)
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        return np.zeros(2, np.float32), {}
+
+    def step(self, action):
+        return np.zeros(2, np.float32), 1.0, False, False, {}
+
+
+gym.register("gymlab_hardening/Endless-v0", entry_point=EndlessEnv)
+
+
+def test_an_endless_env_without_time_limit_ends_evaluation_and_training_episodes(
+        monkeypatch, capsys):
+    import gymlab.core.envs as envs
+
+    monkeypatch.setattr(envs, "DEFAULT_TIME_LIMIT", 30)
+    monkeypatch.setattr(envs, "_noted_without_limit", set())
+    calls = []
+
+    def act(obs: np.ndarray) -> np.ndarray:  # fails, rather than hangs, without a limit
+        calls.append(1)
+        assert len(calls) < 1_000, "the evaluation does not end"
+        return np.zeros(len(obs), int)
+
+    result = Evaluator("gymlab_hardening/Endless-v0", 2, seed=0)(act)
+    assert result.lengths.tolist() == [30, 30]
+    assert capsys.readouterr().err.count("has no time limit") == 1  # once per process
+    pool = EnvPool("gymlab_hardening/Endless-v0", 1, seed=0)
+    pool.reset()
+    finished = [f for _ in range(65) for f in pool.step(np.array([0]))[-1]]
+    assert finished == [(30.0, 30), (30.0, 30)] and len(pool.episode_actions[0]) == 5
+    own = Evaluator("gymlab_hardening/Endless-v0", 1, seed=0,
+                    env_kwargs={"max_episode_steps": 7})
+    assert own(act).lengths.tolist() == [7]
+
+
 # -- 2. gymnasium's "module:Namespace/Env-v0" ids --------------------------------------------
 def test_module_colon_id_imports_the_module_that_registers_it(tmp_path, monkeypatch):
     (tmp_path / "hardening_user_envs.py").write_text(textwrap.dedent("""

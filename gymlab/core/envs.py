@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -60,14 +61,33 @@ def _import_registering(module: str, env_id: str, missing_ok: bool = False) -> N
                         f"{type(exc).__name__}: {exc}") from None
 
 
+DEFAULT_TIME_LIMIT = 10_000
+"""Steps after which an episode of an environment registered without a time limit is
+truncated, so that an episode that never ends cannot hang an evaluation or grow a
+training episode's replay log without bound. `env_kwargs` {"max_episode_steps": N} sets
+another limit (null: none at all)."""
+
+_noted_without_limit: set[str] = set()
+
+
 def make_env(env_id: str, render_mode: str | None = None,
              kwargs: dict[str, Any] | None = None) -> gym.Env:
     """gym.make with one-line errors for unknown ids, bad keyword arguments and missing
     optional dependencies. `render_mode` is passed only when given: many environments'
-    constructors take none. An exception inside the environment's reset or step comes out
-    as an EnvError naming the environment and the step."""
+    constructors take none. An environment registered without a time limit gets
+    DEFAULT_TIME_LIMIT unless `kwargs` names max_episode_steps. An exception inside the
+    environment's reset or step comes out as an EnvError naming the environment and the
+    step."""
     check_env_id(env_id)
     options = dict(kwargs or {})
+    limit = gym.spec(registered_id(env_id)).max_episode_steps
+    if "max_episode_steps" not in options and limit is None:
+        options["max_episode_steps"] = DEFAULT_TIME_LIMIT
+        if env_id not in _noted_without_limit:
+            _noted_without_limit.add(env_id)
+            print(f"note: {env_id} has no time limit; its episodes end after "
+                  f"{DEFAULT_TIME_LIMIT:,} steps (env_kwargs {{\"max_episode_steps\": N}} "
+                  "sets another)", file=sys.stderr)
     if render_mode is not None:
         options["render_mode"] = render_mode
     try:
