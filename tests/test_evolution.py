@@ -255,10 +255,15 @@ def test_results_do_not_depend_on_the_number_of_workers(env_id, kwargs, spec, ki
         assert np.array_equal(getattr(one, name), getattr(three, name)), name
 
 
+@pytest.mark.parametrize("build", ["c", "numba"])
 @pytest.mark.parametrize("activation", ["relu", "tanh", "elu", "silu", "linear"])
-def test_compiled_cartpole_equals_the_lockstep_batch(activation, monkeypatch):
+def test_compiled_cartpole_equals_the_lockstep_batch(activation, build, monkeypatch):
     from gymlab.agents.evolution import compiled
 
+    monkeypatch.setenv("GYMLAB_NATIVE", "1" if build == "c" else "0")
+    monkeypatch.setattr(compiled, "_kernel", None)
+    kernel = compiled._compile()
+    assert hasattr(kernel, "py_func") == (build == "numba")  # a numba dispatcher
     spec = MLPSpec((4, 8, 6, 2), activation)
     rng = np.random.default_rng(6)
     params = spec.init(rng, 10, 1.0)

@@ -1,5 +1,5 @@
 """CartPole populations in compiled code: each (network, episode) pair runs to its end in one
-numba loop, MLP forward and CartPole dynamics in scalars.
+loop, MLP forward and CartPole dynamics in scalars.
 
 Why: in numpy, a lockstep iteration pays a fixed call overhead whatever the batch size, so
 a generation that ends in a few 10,000-step episodes is bound by that overhead, and every
@@ -7,22 +7,31 @@ worker pays it in full. Compiled, a generation's cost is proportional to the ste
 so it splits over threads: the kernel releases the GIL, and `--workers` threads share the
 networks with no process start-up (benchmarks/neuroevolution.py measures both).
 
-Same numbers as `CartPoleBatch` (gymnasium's float64 operations in gymnasium's order; the
-observation the policy sees is the float32 one), checked episode by episode against
-`gym.make("CartPole-v1")` in the tests. numba is imported on first use only.
+Two builds of one kernel: cartpole.c (built on first use by gymlab.core.native and loaded
+with ctypes, which costs milliseconds where numba's import and cache load cost a second of
+a short run's start-up), else, without a C compiler or with GYMLAB_NATIVE=0, the numba
+function below, which is the reference the C code follows. Both give the same numbers as
+`CartPoleBatch` (gymnasium's float64 operations in gymnasium's order; the observation the
+policy sees is the float32 one), checked episode by episode against
+`gym.make("CartPole-v1")` in the tests. numba is imported only when it is used.
 """
 
 from __future__ import annotations
 
+import ctypes
 import math
+import subprocess
+import warnings
 from collections.abc import Callable
 from concurrent.futures import Executor, as_completed, wait
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from gymlab.agents.evolution.policy import ActionHead, MLPSpec, ObsNorm
 from gymlab.agents.evolution.vector_envs import BatchedEnv, CartPoleBatch
+from gymlab.core import native
 
 ACTIVATIONS = {"relu": 0, "tanh": 1, "elu": 2, "silu": 3, "linear": 4}
 _kernel: Any = None
@@ -33,13 +42,52 @@ def supports(env: BatchedEnv, head: ActionHead) -> bool:
     return isinstance(env, CartPoleBatch) and head.kind == "discrete" and head.start == 0
 
 
+C_SOURCE = Path(__file__).with_name("cartpole.c")
+C_FLAGS = ("-O3", "-fno-tree-slp-vectorize", "-ffp-contract=off", "-shared", "-fPIC")
+"""No fused multiply-adds and no basic-block vectorisation: either changes how float64
+results round (numba's and numpy's results are the reference)."""
+
+
 def _compile() -> Any:
+    """The kernel: the C build where it builds, else numba's (same arguments, same numbers)."""
     global _kernel
+    if _kernel is None:
+        _kernel = _c_kernel() if native.enabled() else None
     if _kernel is None:
         from numba import njit
 
         _kernel = njit(cache=True, nogil=True)(_cartpole_episodes)
     return _kernel
+
+
+def _c_kernel() -> Callable[..., None] | None:
+    try:
+        function = native.load("cartpole", [C_SOURCE], C_FLAGS).cartpole_episodes
+    except (OSError, subprocess.SubprocessError) as error:
+        detail = (getattr(error, "stderr", b"") or b"").decode(errors="replace")[:300]
+        warnings.warn(f"gymlab: the C CartPole kernel did not build, numba's runs: {error} "
+                      f"{detail}", RuntimeWarning, stacklevel=3)
+        return None
+    i64, ptr = ctypes.c_int64, ctypes.c_void_p
+    function.restype = ctypes.c_int
+    function.argtypes = [ptr, i64, ptr, i64, i64, ptr, i64, ptr, i64, i64, ptr, ptr,
+                         ctypes.c_double, i64, i64, ptr, ptr, ptr, ptr]
+
+    def kernel(params: np.ndarray, sizes: np.ndarray, activation: int, networks: np.ndarray,
+               starts: np.ndarray, max_steps: int, norm_mean: np.ndarray,
+               norm_std: np.ndarray, clip: float, use_norm: bool, obs_stats: bool,
+               returns: np.ndarray, lengths: np.ndarray, obs_sum: np.ndarray,
+               obs_sq_sum: np.ndarray) -> None:
+        networks = np.ascontiguousarray(networks, dtype=np.int64)
+        code = function(params.ctypes.data, params.shape[1], sizes.ctypes.data, len(sizes),
+                         activation, networks.ctypes.data, len(networks), starts.ctypes.data,
+                         len(starts), max_steps, norm_mean.ctypes.data, norm_std.ctypes.data,
+                         clip, use_norm, obs_stats, returns.ctypes.data, lengths.ctypes.data,
+                         obs_sum.ctypes.data, obs_sq_sum.ctypes.data)
+        if code != 0:
+            raise MemoryError("the C CartPole kernel ran out of memory")
+
+    return kernel
 
 
 def _cartpole_episodes(params: np.ndarray, sizes: np.ndarray, activation: int,
@@ -143,7 +191,8 @@ def evaluate_cartpole(env: CartPoleBatch, spec: MLPSpec, params: np.ndarray, see
     args = (np.ascontiguousarray(params, dtype=np.float64), np.array(spec.sizes, dtype=np.int64),
             ACTIVATIONS[spec.activation])
     rest = (np.ascontiguousarray(env.state.T), env.max_episode_steps,
-            np.asarray(mean, dtype=np.float64), np.asarray(std, dtype=np.float64), float(clip),
+            np.ascontiguousarray(mean, dtype=np.float64),
+            np.ascontiguousarray(std, dtype=np.float64), float(clip),
             norm is not None, obs_stats, returns, lengths, obs_sum, obs_sq_sum)
     n_shares = min(4 * jobs, p)
     shares = [np.arange(i, p, n_shares) for i in range(n_shares)]
