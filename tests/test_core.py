@@ -1,6 +1,8 @@
 """Unit tests of the shared machinery: spaces, replay buffer, environment pool, checkpoints."""
 
+import json
 import os
+import zipfile
 
 import gymnasium as gym
 import numpy as np
@@ -111,3 +113,30 @@ def test_next_multiple_equals_stepping_the_schedule_one_interval_at_a_time():
                 while expected <= step:
                     expected += every
                 assert _next_multiple(due, every, step) == expected
+
+
+def test_numpy_checkpoints_round_trip_and_refuse_pickles(tmp_path):
+    path = tmp_path / "c.pt"
+    payload = {"step": 3, "weights": {"w": np.arange(6.0).reshape(2, 3)},
+               "state": {"ints": np.arange(3), "best": float("-inf"), "rng": "{}",
+                         "shapes": [np.zeros(2, np.float32), None]}}
+    save_checkpoint(path, "ga", payload, numpy_only=True)
+    data = load_checkpoint(path, "ga")
+    np.testing.assert_array_equal(data["weights"]["w"], payload["weights"]["w"])
+    assert data["state"]["ints"].dtype == np.int64 and data["state"]["best"] == float("-inf")
+    assert data["state"]["shapes"][0].dtype == np.float32 and data["state"]["shapes"][1] is None
+    with pytest.raises(CheckpointError, match="is a ga checkpoint"):
+        load_checkpoint(path, "es")
+    with pytest.raises(TypeError, match="cannot hold"):
+        save_checkpoint(tmp_path / "t.pt", "ga", {"w": torch.zeros(2)}, numpy_only=True)
+    assert not list(tmp_path.glob("*.tmp"))
+    # an object array (a pickle) inside the archive is refused, never unpickled
+    crafted = tmp_path / "crafted.pt"
+    with zipfile.ZipFile(crafted, "w") as archive:
+        archive.writestr("gymlab.json", json.dumps(
+            {"format": "gymlab-checkpoint-v1", "algo": "ga", "w": {"__array__": 0}}))
+        with archive.open("arrays/0.npy", "w") as entry:
+            np.lib.format.write_array(entry, np.array([print], dtype=object),
+                                      allow_pickle=True)
+    with pytest.raises(CheckpointError, match="truncated or corrupt"):
+        load_checkpoint(crafted)

@@ -2,6 +2,10 @@
 determinism, resume, bad input, the CLI, and learning CartPole."""
 
 import json
+import subprocess
+import sys
+import textwrap
+import zipfile
 
 import gymnasium as gym
 import numpy as np
@@ -421,3 +425,48 @@ def test_defaults_solve_cartpole(cls, kw):
                 generations=40, **kw).learn()
     assert agent.outcome == "solved", agent.session_state
     assert agent.evaluate(episodes=10).mean >= 400  # fresh episodes
+
+
+# -- a torch-free run ----------------------------------------------------------------------
+def test_a_ga_run_never_imports_torch_and_its_numpy_checkpoints_resume(tmp_path):
+    code = textwrap.dedent(f"""
+        import sys
+        from gymlab import GA
+        from gymlab.core.checkpoints import load_checkpoint
+        agent = GA("CartPole-v1", seed=3, logdir={str(tmp_path)!r}, progress=False,
+                   population=8, episodes=2, eval_episodes=2).learn(generations=2)
+        GA.resume(agent.run.path, generations=3).learn()
+        GA.load(agent.run.path).evaluate(episodes=2)
+        assert load_checkpoint(agent.run.checkpoint("last"))["state"]["generation"] == 3
+        assert "torch" not in sys.modules, "a GA run imported torch"
+    """)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    (run,) = tmp_path.iterdir()
+    assert "gymlab.json" in zipfile.ZipFile(run / "checkpoints" / "last.pt").namelist()
+
+
+def test_a_ga_checkpoint_in_torch_layout_still_resumes(tmp_path):
+    import torch
+
+    from gymlab.core.checkpoints import load_checkpoint, save_checkpoint
+
+    def tensors(value):  # what a GA checkpoint held when GA wrote torch's layout
+        if isinstance(value, np.ndarray):
+            return torch.from_numpy(value)
+        if isinstance(value, dict):
+            return {k: tensors(v) for k, v in value.items()}
+        return value
+
+    kw = {**SMALL, "normalize_obs": True}
+    full = GA("CartPole-v1", seed=3, logdir=str(tmp_path / "a"), **kw).learn(generations=3)
+    part = GA("CartPole-v1", seed=3, logdir=str(tmp_path / "b"), **kw).learn(generations=2)
+    last = part.run.checkpoint("last")
+    data = tensors(load_checkpoint(last))
+    data["state"]["global_rng"]["torch"] = torch.get_rng_state()
+    save_checkpoint(last, "ga", {k: v for k, v in data.items() if k not in ("format", "algo")})
+    assert "gymlab.json" not in zipfile.ZipFile(last).namelist()
+    resumed = GA.resume(part.run.path, generations=3).learn()
+    assert np.array_equal(resumed.best_params, full.best_params)
+    assert np.array_equal(resumed.obs_rms.mean, full.obs_rms.mean)

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import json
+import random
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, TypeVar
@@ -83,6 +85,10 @@ class Algorithm(ABC):
     """Tuned values per environment id: fields of RunConfig or of Config."""
     RUN_DEFAULTS: ClassVar[dict[str, Any]] = {}
     """RunConfig values that differ for this algorithm (below the tuned table)."""
+    uses_torch: ClassVar[bool] = True
+    """False for an algorithm that never needs torch (GA, ES): its runs do not import it
+    (a large part of a short run's start-up), seed python's and numpy's generators only and
+    write numpy checkpoints (gymlab.core.checkpoints)."""
     RESUMABLE: ClassVar[frozenset[str]] = frozenset({"total_steps", "stop_reward", "progress"})
     """Settings a resumed or loaded run may change: how long it goes on, how it reports and
     where it computes, never how it learns."""
@@ -93,7 +99,10 @@ class Algorithm(ABC):
 
     def _setup(self, run_config: RunConfig, config: Any) -> None:
         self.run_config, self.config = run_config, config
-        seed_everything(run_config.seed, run_config.torch_threads)
+        if self.uses_torch:
+            seed_everything(run_config.seed, run_config.torch_threads)
+        else:
+            _seed_python_and_numpy(run_config.seed)
         self.step = 0
         self.run: RunDir | None = None
         self.session: Session | None = None
@@ -217,12 +226,14 @@ class Algorithm(ABC):
         if full:
             session = self.session.state() if self.session else self.session_state
             payload["state"] = {**self._training_state(), "session": session,
-                                "global_rng": rng_states()}
+                                "global_rng": rng_states() if self.uses_torch
+                                else _python_and_numpy_states()}
         return payload
 
     def save(self, path: str | Path) -> None:
         """Write a full checkpoint (weights and training state) atomically."""
-        save_checkpoint(path, self.algo, self.checkpoint(full=True))
+        save_checkpoint(path, self.algo, self.checkpoint(full=True),
+                        numpy_only=not self.uses_torch)
 
     @classmethod
     def check_resumable(cls, overrides: dict[str, Any]) -> None:
@@ -261,7 +272,10 @@ class Algorithm(ABC):
         agent._load(data["weights"], state)
         if state is not None:
             agent.session_state = state["session"]
-            set_rng_states(state["global_rng"])
+            if "torch" in state["global_rng"]:
+                set_rng_states(state["global_rng"])
+            else:
+                _set_python_and_numpy_states(state["global_rng"])
         return agent
 
     @classmethod
@@ -279,3 +293,29 @@ class Algorithm(ABC):
         agent._resuming = True
         return agent
 
+
+
+# The global generators of an algorithm that does not use torch, as core.seeding keeps them
+# for the others (there with torch's).
+def _seed_python_and_numpy(seed: int) -> None:
+    import numpy as np
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+
+
+def _python_and_numpy_states() -> dict[str, Any]:
+    import numpy as np
+
+    state = np.random.get_state(legacy=False)
+    return {"python": json.dumps(random.getstate()),
+            "numpy": json.dumps({**state, "state": {k: int(v) if k == "pos" else v.tolist()
+                                                    for k, v in state["state"].items()}})}
+
+
+def _set_python_and_numpy_states(states: dict[str, Any]) -> None:
+    import numpy as np
+
+    version, internal, gauss = json.loads(states["python"])
+    random.setstate((version, tuple(internal), gauss))
+    np.random.set_state(json.loads(states["numpy"]))

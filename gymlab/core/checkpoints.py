@@ -1,26 +1,34 @@
-"""Atomic checkpoint files, loaded without running code (weights_only), with one-line
-errors; which file of a run directory a command acts on."""
+"""Atomic checkpoint files, loaded without running code, with one-line errors; which file
+of a run directory a command acts on.
+
+Two layouts, both zip archives with checksums, told apart by their entries:
+
+* torch's (`torch.save`), loaded with `torch.load(..., weights_only=True)`: the
+  algorithms whose state holds tensors;
+* numpy's, for algorithms that never import torch (GA, ES), so that neither writing nor
+  reading one costs torch's import: `gymlab.json` holds the payload with every numpy array
+  replaced by {"__array__": i}, and `arrays/i.npy` the arrays (read with allow_pickle=False).
+"""
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import zipfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import IO, Any, Literal
 
 from gymlab.core.errors import (
     CheckpointError,
     CheckpointWriteError,
     CorruptCheckpointError,
 )
-
-if TYPE_CHECKING:
-    pass
-
 from gymlab.core.run import RunDir
 
 CHECKPOINT_FORMAT = "gymlab-checkpoint-v1"
+NUMPY_DOCUMENT = "gymlab.json"
+"""The entry that makes an archive a numpy-layout checkpoint."""
 
 _being_written: set[Path] = set()
 """Temporary checkpoint files being written, removed if a second signal ends the process."""
@@ -32,19 +40,25 @@ def remove_partial_checkpoints() -> None:
         tmp.unlink(missing_ok=True)
 
 
-def save_checkpoint(path: str | Path, algo: str, payload: dict[str, Any]) -> None:
+def save_checkpoint(path: str | Path, algo: str, payload: dict[str, Any],
+                    numpy_only: bool = False) -> None:
     """Write a checkpoint atomically: a crash mid-write leaves the previous file intact. A
     failed write (disk full, permissions) raises CheckpointWriteError (an OSError) with one
-    line, after removing its temporary file."""
-    import torch
-
+    line, after removing its temporary file. `numpy_only`: the numpy layout (a payload of
+    numpy arrays, strings, numbers, lists and string-keyed dicts), without torch."""
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
     _being_written.add(tmp)
+    document = {"format": CHECKPOINT_FORMAT, "algo": algo, **payload}
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(tmp, "wb") as f:
-            torch.save({"format": CHECKPOINT_FORMAT, "algo": algo, **payload}, f)
+            if numpy_only:
+                _save_numpy(document, f)
+            else:
+                import torch
+
+                torch.save(document, f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -59,6 +73,52 @@ def save_checkpoint(path: str | Path, algo: str, payload: dict[str, Any]) -> Non
             f"cannot write the checkpoint {path} ({reason}); the previous one is kept") from None
     finally:
         _being_written.discard(tmp)
+
+
+def _save_numpy(document: dict[str, Any], f: IO[bytes]) -> None:
+    import numpy as np
+
+    arrays: list[np.ndarray] = []
+
+    def encode(value: Any) -> Any:
+        if isinstance(value, np.ndarray):
+            arrays.append(value)
+            return {"__array__": len(arrays) - 1}
+        if isinstance(value, dict):
+            if not all(isinstance(k, str) for k in value) or "__array__" in value:
+                raise TypeError(f"a numpy checkpoint's dict keys are strings, got {list(value)}")
+            return {k: encode(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [encode(v) for v in value]
+        if isinstance(value, np.generic):
+            return value.item()
+        if value is None or isinstance(value, (str, int, float)):
+            return value
+        raise TypeError(f"a numpy checkpoint cannot hold a {type(value).__name__}")
+
+    text = json.dumps(encode(document))
+    with zipfile.ZipFile(f, "w", zipfile.ZIP_STORED) as archive:
+        archive.writestr(NUMPY_DOCUMENT, text)
+        for i, array in enumerate(arrays):
+            with archive.open(f"arrays/{i}.npy", "w") as entry:
+                np.lib.format.write_array(entry, np.ascontiguousarray(array),
+                                          allow_pickle=False)
+
+
+def _load_numpy(archive: zipfile.ZipFile) -> Any:
+    import numpy as np
+
+    def decode(value: Any) -> Any:
+        if isinstance(value, dict):
+            if "__array__" in value:
+                with archive.open(f"arrays/{int(value['__array__'])}.npy") as entry:
+                    return np.lib.format.read_array(entry, allow_pickle=False)
+            return {k: decode(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [decode(v) for v in value]
+        return value
+
+    return decode(json.loads(archive.read(NUMPY_DOCUMENT)))
 
 
 def _is_write_failure(exc: RuntimeError) -> bool:
@@ -112,9 +172,7 @@ def checkpoint_for(run_or_file: str | Path, which: Literal["best", "last"] = "be
 
 def load_checkpoint(path: str | Path, algo: str | None = None) -> dict[str, Any]:
     """Load a checkpoint (a file, or a run directory: see checkpoint_for) without running code
-    (weights_only), with one-line errors."""
-    import torch
-
+    (weights_only, or numpy's allow_pickle=False), with one-line errors."""
     path = Path(path)
     if path.is_dir():
         path = checkpoint_for(path)
@@ -124,6 +182,17 @@ def load_checkpoint(path: str | Path, algo: str | None = None) -> dict[str, Any]
     if problem is not None:  # not unpickled at all: damage, not a security question
         raise CorruptCheckpointError(f"checkpoint {path} is truncated or corrupt ({problem})")
     try:
+        with zipfile.ZipFile(path) as archive:
+            numpy_layout = NUMPY_DOCUMENT in archive.namelist()
+            data = _load_numpy(archive) if numpy_layout else None
+    except (OSError, zipfile.BadZipFile, KeyError, ValueError, TypeError) as exc:
+        raise CorruptCheckpointError(
+            f"checkpoint {path} is truncated or corrupt ({_first_line(exc)})") from None
+    if numpy_layout:
+        return _checked(data, path, algo)
+    import torch
+
+    try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
         raise CorruptCheckpointError(
@@ -132,6 +201,10 @@ def load_checkpoint(path: str | Path, algo: str | None = None) -> dict[str, Any]
         raise CheckpointError(
             f"checkpoint {path} cannot be read safely ({type(exc).__name__}: it asks to run "
             "code or build objects a checkpoint does not hold)") from None
+    return _checked(data, path, algo)
+
+
+def _checked(data: Any, path: Path, algo: str | None) -> dict[str, Any]:
     if not isinstance(data, dict) or data.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{path} is not a gymlab checkpoint")
     if algo is not None and data["algo"] != algo:

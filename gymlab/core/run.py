@@ -74,17 +74,18 @@ def gymlab_version() -> str:
 
 
 def versions() -> dict[str, str]:
-    import gymnasium
-    import numpy as np
-    import torch
+    """The versions a run ran with, from package metadata (importing torch for its version
+    would cost a torch-free run a second)."""
+    from importlib import metadata
 
-    return {
-        "gymlab": gymlab_version(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "gymnasium": gymnasium.__version__,
-        "numpy": np.__version__,
-    }
+    def version(package: str) -> str:
+        try:
+            return metadata.version(package)
+        except metadata.PackageNotFoundError:
+            return "not installed"
+
+    return {"gymlab": gymlab_version(), "python": platform.python_version(),
+            **{name: version(name) for name in ("torch", "gymnasium", "numpy")}}
 
 
 class RunDir:

@@ -46,6 +46,7 @@ class Trainee(Protocol):
 
     algo: str
     unit: str
+    uses_torch: bool
     step: int
     run_config: RunConfig
     session: Session | None
@@ -122,7 +123,8 @@ class Session:
             self.best_eval = result.mean
             if self.run is not None:
                 save_checkpoint(self.run.checkpoint("best"), self.algorithm.algo,
-                                self.algorithm.checkpoint(full=False))
+                                self.algorithm.checkpoint(full=False),
+                                numpy_only=not self.algorithm.uses_torch)
         stop_reward = self.cfg.stop_reward
         if stop_reward is not None and result.mean >= stop_reward and self.outcome == "running":
             self.outcome = "solved"
@@ -142,7 +144,8 @@ class Session:
         if self.run is not None:
             self.logger.flush()
             save_checkpoint(self.run.checkpoint("last"), self.algorithm.algo,
-                            self.algorithm.checkpoint(full=True))
+                            self.algorithm.checkpoint(full=True),
+                            numpy_only=not self.algorithm.uses_torch)
 
     # -- start and end ----------------------------------------------------------------------
     def __enter__(self) -> Session:

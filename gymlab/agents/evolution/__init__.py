@@ -8,8 +8,8 @@ policy weights with forward passes only, evaluated in large batches and in paral
     rollout.py       lockstep evaluation of a population with compaction
     parallel.py      the same over worker processes or a Ray cluster
 
-The agents import torch (checkpoints); policy, vector_envs, rollout and parallel do not, so
-worker processes start fast. The agent classes are therefore loaded on first use.
+None of it imports torch (checkpoints are numpy's, gymlab.core.checkpoints), so a run and
+its worker processes start fast. The agent classes are loaded on first use.
 """
 
 from __future__ import annotations

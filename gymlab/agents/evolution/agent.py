@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import torch
 
 from gymlab.agents.base import Agent
 from gymlab.agents.evolution.parallel import PopulationEvaluator
@@ -20,7 +19,6 @@ from gymlab.core.config import require
 from gymlab.core.envs import make_env
 from gymlab.core.errors import UserError
 from gymlab.core.evaluation import EvalResult
-from gymlab.core.normalize import RunningMeanStd
 from gymlab.core.run import RunConfig
 from gymlab.core.seeding import generator_state, set_generator_state
 from gymlab.core.session import NonFiniteLoss, Session
@@ -72,6 +70,7 @@ class EvolutionAgent(Agent):
 
     config: EvolutionConfig
     unit = "generation"
+    uses_torch = False
     RUN_DEFAULTS = {"total_steps": 10**15, "eval_every": 1, "log_every": 1}
     """No step budget (theirs is `generations`), and an evaluation and a log line after every
     generation (each one is at least one step)."""
@@ -102,7 +101,7 @@ class EvolutionAgent(Agent):
                             cfg.activation)
         self.rng = np.random.default_rng(run.seed)  # initial networks, mutations, noise
         self.episode_rng = np.random.default_rng(run.seed + 1)  # start states of generations
-        self.obs_rms = RunningMeanStd((self.encoder.size,))
+        self.obs_rms = ObsStatistics(self.encoder.size, cfg.normalize_obs)
         self.generation = 0
         self.strategy = self._make_strategy()
         self.best_params = self.strategy.best()
@@ -210,14 +209,13 @@ class EvolutionAgent(Agent):
         set_generator_state(self.episode_rng, state["episode_rng"])
 
     def _weights(self) -> dict[str, Any]:
-        return {"params": torch.from_numpy(self.best_params.copy()),
-                "obs_rms": self.obs_rms.state_dict()}
+        return {"params": self.best_params.copy(), "obs_rms": self.obs_rms.state_dict()}
 
     def _training_state(self) -> dict[str, Any]:
         return {**self._search_state(), "generation": self.generation}
 
     def _load(self, weights: dict[str, Any], state: dict[str, Any] | None) -> None:
-        params = weights["params"].numpy().copy()
+        params = as_array(weights["params"])
         if params.shape != (self.spec.n_params,):
             raise UserError(f"checkpoint network has {params.size} parameters, the config's "
                             f"{self.spec.n_params}")
@@ -226,6 +224,39 @@ class EvolutionAgent(Agent):
         if state is not None:
             self._load_search_state(state)
             self.generation = int(state["generation"])
+
+
+class ObsStatistics:
+    """Running mean and variance of the observations (core.normalize.RunningMeanStd, whose
+    module imports torch, made only when normalize_obs asks for it) saved as numpy arrays."""
+
+    def __init__(self, size: int, enabled: bool) -> None:
+        self.size, self.stats = size, None
+        if enabled:
+            from gymlab.core.normalize import RunningMeanStd
+
+            self.stats = RunningMeanStd((size,))
+
+    @property
+    def mean(self) -> np.ndarray:
+        return self.stats.mean if self.stats is not None else np.zeros(self.size)
+
+    @property
+    def var(self) -> np.ndarray:
+        return self.stats.var if self.stats is not None else np.ones(self.size)
+
+    def update_from_moments(self, mean: np.ndarray, var: np.ndarray, count: float) -> None:
+        assert self.stats is not None
+        self.stats.update_from_moments(mean, var, count)
+
+    def state_dict(self) -> dict[str, Any]:
+        count = self.stats.count if self.stats is not None else 1e-4
+        return {"mean": np.array(self.mean), "var": np.array(self.var), "count": float(count)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if self.stats is not None:
+            self.stats.mean, self.stats.var = as_array(state["mean"]), as_array(state["var"])
+            self.stats.count = float(state["count"])
 
 
 class BatchedEvaluator:
@@ -258,6 +289,12 @@ def tie_averaged(fitness: np.ndarray, values_by_rank: np.ndarray) -> np.ndarray:
     out = np.empty(n)
     out[order] = np.repeat(np.add.reduceat(values_by_rank, starts) / counts, counts)
     return out
+
+
+def as_array(value: Any) -> np.ndarray:
+    """A copy of a saved array: a numpy array, or the tensor of a checkpoint in torch's
+    layout (as GA and ES wrote them before their checkpoints were numpy's)."""
+    return value.numpy().copy() if hasattr(value, "numpy") else np.array(value)
 
 
 def check_finite(fitness: np.ndarray) -> None:

@@ -15,9 +15,8 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 import numpy as np
-import torch
 
-from gymlab.agents.evolution.agent import EvolutionAgent, EvolutionConfig, tie_averaged
+from gymlab.agents.evolution.agent import EvolutionAgent, EvolutionConfig, as_array, tie_averaged
 from gymlab.core.config import require
 
 
@@ -128,13 +127,12 @@ class OpenAIES(_Gaussian):
                 "evolution/mean_norm": float(np.linalg.norm(self.mean))}
 
     def state_dict(self) -> dict[str, Any]:
-        return {"mean": torch.from_numpy(self.mean.copy()), "noise": torch.from_numpy(
-            self.noise.copy()), "m": torch.from_numpy(self.adam.m.copy()),
-            "v": torch.from_numpy(self.adam.v.copy()), "t": self.adam.t}
+        return {"mean": self.mean.copy(), "noise": self.noise.copy(), "m": self.adam.m.copy(),
+                "v": self.adam.v.copy(), "t": self.adam.t}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.mean, self.noise = state["mean"].numpy().copy(), state["noise"].numpy().copy()
-        self.adam.m, self.adam.v = state["m"].numpy().copy(), state["v"].numpy().copy()
+        self.mean, self.noise = as_array(state["mean"]), as_array(state["noise"])
+        self.adam.m, self.adam.v = as_array(state["m"]), as_array(state["v"])
         self.adam.t = int(state["t"])
 
 
@@ -165,13 +163,11 @@ class SNES(_Gaussian):
                 "evolution/mean_norm": float(np.linalg.norm(self.mean))}
 
     def state_dict(self) -> dict[str, Any]:
-        return {"mean": torch.from_numpy(self.mean.copy()),
-                "std": torch.from_numpy(self.std.copy()),
-                "noise": torch.from_numpy(self.noise.copy())}
+        return {"mean": self.mean.copy(), "std": self.std.copy(), "noise": self.noise.copy()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.mean, self.std = state["mean"].numpy().copy(), state["std"].numpy().copy()
-        self.noise = state["noise"].numpy().copy()
+        self.mean, self.std = as_array(state["mean"]), as_array(state["std"])
+        self.noise = as_array(state["noise"])
 
 
 class ES(EvolutionAgent):

@@ -14,9 +14,8 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
-import torch
 
-from gymlab.agents.evolution.agent import EvolutionAgent, EvolutionConfig
+from gymlab.agents.evolution.agent import EvolutionAgent, EvolutionConfig, as_array
 from gymlab.agents.evolution.policy import MLPSpec
 from gymlab.core.config import require
 
@@ -149,14 +148,13 @@ class GeneticAlgorithm:
         return x
 
     def state_dict(self) -> dict[str, Any]:
-        return {"population": torch.from_numpy(self.population.copy()),
-                "fitness": torch.from_numpy(self.fitness.copy()),
-                "asked": torch.from_numpy(self.asked.copy())}
+        return {"population": self.population.copy(), "fitness": self.fitness.copy(),
+                "asked": self.asked.copy()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.population = state["population"].numpy().copy()
-        self.fitness = state["fitness"].numpy().copy()
-        self.asked = state["asked"].numpy().copy()
+        self.population = as_array(state["population"])
+        self.fitness = as_array(state["fitness"])
+        self.asked = as_array(state["asked"])
 
 
 class GA(EvolutionAgent):
