@@ -33,8 +33,8 @@ Protocol
     --episodes 15 --mutation-scale 0.1 --max-episode-steps 10000 --eval-every 0``;
   - ``seed loop``: benchmarks/neuroevolution.py's ``run_seed_style_tutorial``, the
     tutorial's loop (one ``env.step`` and one numpy forward per step) driving gymlab's
-    ``GeneticAlgorithm`` object with the same generators, so both run the identical search;
-    that object's module imports torch, as gymlab's side does.
+    ``GeneticAlgorithm`` object with the same generators, so both run the identical search
+    (neither side imports torch).
 
 Run:  python benchmarks/startup.py [--rounds 5] [--parts startup,solve,ga]
 """
