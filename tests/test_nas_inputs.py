@@ -5,6 +5,7 @@ import re
 
 import numpy as np
 import pytest
+import torch
 
 from gymlab.core.errors import UserError
 from gymlab.nas.datasets import load_dataset
@@ -108,3 +109,23 @@ def test_cifar10_batches_pickled_by_python_2_numpy_still_load(tmp_path):
             pickle.dump(batch, f, protocol=2)
     data = load_dataset("cifar10", str(tmp_path), split=(0.8, 0.2, 0.0))
     assert data.input_shape == (3, 32, 32) and len(data.x_train) + len(data.x_valid) == 120
+
+
+def test_digits_shifted_is_the_digits_moved_about_a_larger_canvas():
+    from sklearn.datasets import load_digits
+
+    from gymlab.nas.datasets import SPLITS, shift_onto_canvas
+
+    data = load_dataset("digits-shifted")
+    n = len(load_digits().images)
+    assert data.input_shape == (1, 10, 10)
+    train, valid, _ = SPLITS["digits-shifted"]
+    assert (len(data.x_train), len(data.x_valid)) == (round(train * n), round(valid * n))
+    assert len(data.x_train) + len(data.x_valid) + len(data.x_test) == n
+    again = load_dataset("digits-shifted")
+    assert torch.equal(data.x_valid, again.x_valid)  # the same offsets every time
+    digits = load_digits().images[:50, None].astype(np.float32)
+    moved = shift_onto_canvas(digits, 10, 0)
+    assert np.allclose(moved.sum(axis=(1, 2, 3)), digits.sum(axis=(1, 2, 3)))
+    rows = {int(np.argwhere(m[0] > 0)[:, 0].max()) for m in moved}
+    assert max(rows) == 9 and min(rows) < 9  # some digits moved to the bottom, some not

@@ -10,14 +10,18 @@ from typing import Literal
 from gymlab.core.config import require
 
 Searcher = Literal["evolution", "random", "ppo", "dqn"]
+Device = Literal["auto", "cpu", "cuda"]
 
 
 @dataclass(frozen=True)
 class NASConfig:
     """A network search: data, space, searcher, budget."""
 
-    dataset: str = "digits"
-    """digits (built in), cifar10 (with --data-dir), or npz (--data-dir FILE.npz)."""
+    dataset: str = "digits-shifted"
+    """digits-shifted or digits (built in), cifar10 (with --data-dir), or npz (--data-dir
+    FILE.npz). digits-shifted places scikit-learn's 8x8 digits at random offsets on a 10x10
+    canvas and trains on a fifth of them: networks differ clearly there, while on digits
+    many reach 100 percent."""
     data_dir: str | None = None
     """Folder of cifar-10-batches-py, or the .npz file."""
     subset: int | None = None
@@ -59,6 +63,22 @@ class NASConfig:
     """Successive halving: each rung keeps the best 1/halving_eta of its candidates."""
     retrain_best: int = 0
     """Train the winner this many epochs more and report its test accuracy (0: skip)."""
+    objective: Literal["accuracy", "tradeoff"] = "accuracy"
+    """What the search maximises: the best valid accuracy, or tradeoff: that accuracy (points)
+    minus params_weight points per tenfold parameters and flops_weight per tenfold FLOPs."""
+    params_weight: float = 1.0
+    """tradeoff: accuracy points that ten times more parameters cost."""
+    flops_weight: float = 0.0
+    """tradeoff: accuracy points that ten times more FLOPs cost."""
+    max_params: int | None = None
+    """Networks with more parameters are infeasible: not trained, ranked below every
+    feasible one (none: no cap)."""
+    max_flops: int | None = None
+    """Networks with more FLOPs (of one example's forward pass) are infeasible (none: no
+    cap)."""
+    device: Device = "auto"
+    """Where candidates train: cuda (one GPU per worker or Ray actor, mixed precision), cpu,
+    or auto (cuda when there is one)."""
 
     def __post_init__(self) -> None:
         require(self.budget > 0, f"budget must be positive, got {self.budget}")
@@ -73,6 +93,12 @@ class NASConfig:
                 f"halving_epochs must be >= 0, got {self.halving_epochs}")
         require(self.halving_epochs < self.epochs or self.halving_epochs == 0,
                 f"halving_epochs ({self.halving_epochs}) must be below epochs ({self.epochs})")
+        require(self.params_weight >= 0 and self.flops_weight >= 0,
+                "params_weight and flops_weight must be >= 0")
+        require(self.max_params is None or self.max_params > 0,
+                f"max_params must be positive, got {self.max_params}")
+        require(self.max_flops is None or self.max_flops > 0,
+                f"max_flops must be positive, got {self.max_flops}")
         require(self.halving_eta > 1, f"halving_eta must be > 1, got {self.halving_eta}")
         require(self.halving_epochs == 0 or self.searcher in ("evolution", "random"),
                 "successive halving ranks a round of candidates: use it with the evolution "

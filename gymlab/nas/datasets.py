@@ -1,4 +1,5 @@
-"""Image classification data for candidate training: digits (built in), CIFAR-10, npz.
+"""Image classification data for candidate training: digits and digits-shifted (built in),
+CIFAR-10, npz.
 
 Data is normalised once (per-channel mean/std of the training split) and kept as float
 tensors, so candidates train without a data loader.
@@ -16,9 +17,21 @@ import torch
 
 from gymlab.core.errors import UserError
 
-DATASETS = ("digits", "cifar10", "npz")
+DATASETS = ("digits", "digits-shifted", "cifar10", "npz")
+DEFAULT_SPLIT = (0.7, 0.15, 0.15)
+"""Train, valid and test fractions of a data set without a split of its own."""
+SPLITS = {"digits-shifted": (0.2, 0.65, 0.15)}
+"""A data set's own split: digits-shifted trains on a fifth and validates on two thirds,
+so networks that generalise from few examples stand out."""
+SHIFTED_CANVAS = 10
+"""digits-shifted: side of the blank canvas each 8x8 digit is placed on."""
+SHIFT_SEED = 0
+"""digits-shifted: seed of the offsets (fixed: the data set is the same everywhere)."""
 MIN_PER_CLASS = 2
 """Examples each class of a user's data set needs."""
+
+
+TENSORS = ("x_train", "y_train", "x_valid", "y_valid", "x_test", "y_test")
 
 
 @dataclass
@@ -36,22 +49,33 @@ class Dataset:
     def input_shape(self) -> tuple[int, int, int]:
         return tuple(self.x_train.shape[1:])  # type: ignore[return-value]
 
+    def on(self, device: str) -> Dataset:
+        """This data set with its tensors on `device` (itself when they are there)."""
+        here, there = self.x_train.device, torch.device(device)
+        if here == there or (there.index is None and here.type == there.type):
+            return self
+        return Dataset(self.name, *(getattr(self, f).to(device) for f in TENSORS),
+                       self.num_classes)
+
     def to(self, device: str) -> Dataset:
-        for field in ("x_train", "y_train", "x_valid", "y_valid", "x_test", "y_test"):
+        for field in TENSORS:
             setattr(self, field, getattr(self, field).to(device))
         return self
 
 
 def load_dataset(name: str = "digits", data_dir: str | None = None, subset: int | None = None,
-                 split: tuple[float, float, float] = (0.7, 0.15, 0.15),
+                 split: tuple[float, float, float] | None = None,
                  seed: int = 42) -> Dataset:
     """Load, shuffle with `seed`, keep the first `subset` examples, and split into
-    train/valid/test by the fractions of `split`."""
-    if name == "digits":
+    train/valid/test by the fractions of `split` (none: the data set's own, see SPLITS)."""
+    split = split or SPLITS.get(name, DEFAULT_SPLIT)
+    if name in ("digits", "digits-shifted"):
         from sklearn.datasets import load_digits
 
         digits = load_digits()
         x, y = digits.images[:, None].astype(np.float32), digits.target.astype(np.int64)
+        if name == "digits-shifted":
+            x = shift_onto_canvas(x, SHIFTED_CANVAS, SHIFT_SEED)
     elif name == "cifar10":
         x, y = read_cifar10(data_dir)
     elif name == "npz":
@@ -84,6 +108,19 @@ def load_dataset(name: str = "digits", data_dir: str | None = None, subset: int 
 
     return Dataset(name, t(x[train]), t(y[train]), t(x[valid]), t(y[valid]), t(x[test]),
                    t(y[test]), num_classes)
+
+
+def shift_onto_canvas(x: np.ndarray, canvas: int, seed: int) -> np.ndarray:
+    """Each image [C, H, W] of `x` placed at a random offset on a zero canvas of side
+    `canvas`: where a digit lies no longer tells, so convolutions and pooling must earn
+    their place."""
+    n, c, h, w = x.shape
+    rng = np.random.default_rng(seed)
+    rows, cols = rng.integers(0, canvas - h + 1, n), rng.integers(0, canvas - w + 1, n)
+    out = np.zeros((n, c, canvas, canvas), x.dtype)
+    for i, (r, q) in enumerate(zip(rows, cols)):
+        out[i, :, r : r + h, q : q + w] = x[i]
+    return out
 
 
 def read_cifar10(data_dir: str | None) -> tuple[np.ndarray, np.ndarray]:

@@ -20,6 +20,10 @@ from gymlab.nas.trainer import METRICS, CandidateResult, TrainSettings, train_ca
 from gymlab.nas.workers import CandidatePool, usable_workers
 
 EVALUATORS = ("train", "table")
+DEVICES = ("auto", "cpu", "cuda")
+TABLE_REPLACES = ("digits", "digits-shifted")
+"""Data set names that are some default (the environment's, gymlab nas's): a table's own
+data set replaces them."""
 DEFAULT_EPOCHS = TrainSettings.epochs
 """Recorded epochs of a candidate's training unless asked otherwise."""
 
@@ -41,10 +45,16 @@ class Evaluator:
     def __init__(self, space: SearchSpace, data: Dataset | None, settings: TrainSettings,
                  table: ArchitectureTable | None = None, cache_file: str | Path | None = None,
                  workers: int = 1, ray_address: str | None = None, halving_epochs: int = 0,
-                 halving_eta: int = 3) -> None:
+                 halving_eta: int = 3, device: str = "cpu") -> None:
         if table is None and data is None:
             raise UserError("an evaluator that trains needs a dataset")
-        self.space, self.data, self.settings, self.table = space, data, settings, table
+        self.device = resolve_device(device)
+        """Where candidates train: cpu or cuda (each worker process or Ray actor on a GPU)."""
+        self.host_data = data
+        """The data in host memory, what workers and Ray actors receive."""
+        # moved once: candidates trained here then index device tensors, never copy batches
+        self.data = data.on(self.device) if data is not None else None
+        self.space, self.settings, self.table = space, settings, table
         self.workers, self.ray_address = workers, ray_address
         self.halving_epochs, self.halving_eta = halving_epochs, halving_eta
         self.cache: dict[Key, CandidateResult] = {}
@@ -84,6 +94,13 @@ class Evaluator:
                 raise UserError(f"train settings: {exc}") from None
         settings = dataclasses.replace(train or TrainSettings(), epochs=epochs)
         return cls(space, data, settings, lookup, **options)
+
+    @property
+    def dataset_name(self) -> str:
+        """The data set candidates are scored on: the table's, or the loaded one's."""
+        if self.table is not None:
+            return str(self.table.meta.get("dataset", "table"))
+        return self.data.name  # type: ignore[union-attr]
 
     @property
     def epochs(self) -> int:
@@ -173,8 +190,10 @@ class Evaluator:
         """The workers that train candidates, started on first use."""
         if self._pool is None:
             workers = self.workers if self.ray_address else usable_workers(self.workers)
-            self._pool = CandidatePool(workers, self.space, self.data,  # type: ignore[arg-type]
-                                       self.settings, self.ray_address)
+            local = workers <= 1 and self.ray_address is None  # trains in this process
+            self._pool = CandidatePool(workers, self.space,  # type: ignore[arg-type]
+                                       self.data if local else self.host_data, self.settings,
+                                       self.ray_address, self.device)
         return self._pool
 
     # -- the cache file -------------------------------------------------------------------
@@ -213,7 +232,7 @@ def check_table(table: ArchitectureTable, dataset: str | Dataset,
         raise UserError(f"the table holds {table.layers}-layer networks: use "
                         f"layers={table.layers}, not {layers}")
     asked = dataset.name if isinstance(dataset, Dataset) else dataset
-    if asked != "digits" and name is not None and asked != name:
+    if asked not in TABLE_REPLACES and name is not None and asked != name:
         raise UserError(f"the table was built on {name}, not {asked}: drop the dataset option "
                         "or build a table of that data set (gymlab nas build-table)")
     if space != "default":
@@ -226,6 +245,20 @@ def check_table(table: ArchitectureTable, dataset: str | Dataset,
     if epochs != DEFAULT_EPOCHS and epochs != trained:
         raise UserError(f"the table's networks were trained {trained} epochs, not {epochs}: "
                         "drop the epochs option")
+
+
+def resolve_device(device: str) -> str:
+    """cpu or cuda for `device` (auto: cuda when torch sees a GPU); a UserError for an
+    unknown name or for cuda without a GPU."""
+    import torch
+
+    if device not in DEVICES:
+        raise UserError(f"device must be one of {', '.join(DEVICES)}, got {device!r}")
+    available = torch.cuda.is_available()
+    if device == "cuda" and not available:
+        raise UserError("device cuda: torch sees no CUDA GPU here (torch "
+                        f"{torch.__version__}); use --device cpu or auto")
+    return "cuda" if device == "auto" and available else ("cpu" if device == "auto" else device)
 
 
 def _result_fields(result: CandidateResult) -> dict[str, Any]:

@@ -1,6 +1,8 @@
-"""What a network search leaves behind: leaderboard.csv, best_network.json/.pt (the winner,
-rebuilt and retrained with the search's seed), report.png (progress, rewards, the winner as a
-diagram), and the leaderboard as text."""
+"""What a network search leaves behind: leaderboard.csv (with each network's fitness and
+whether it is on the accuracy-vs-size Pareto fronts), best_network.json/.pt (the winner,
+rebuilt and retrained with the search's seed, and the objective that chose it), report.png
+(progress, the Pareto fronts, rewards, the winner as a diagram), and the leaderboard as
+text."""
 
 from __future__ import annotations
 
@@ -18,10 +20,19 @@ from gymlab.nas.trainer import train_candidate
 
 
 def leaderboard_lines(result: SearchResult, top: int = 10) -> list[str]:
-    """The best `top` distinct architectures, one line each."""
-    return [leaderboard_line(rank, c.result.best_valid_acc, c.result.params, c.result.seconds,
-                             c.result.architecture)
-            for rank, c in enumerate(result.leaderboard[:top], 1)]
+    """The best `top` distinct architectures, one line each, then the Pareto front of valid
+    accuracy against parameters (smallest first)."""
+    lines = [leaderboard_line(rank, c.result.best_valid_acc, c.result.params,
+                              c.result.seconds, c.result.architecture)
+             for rank, c in enumerate(result.leaderboard[:top], 1)]
+    if not result.objective.plain:
+        lines.insert(0, f"ranked by {result.objective.describe()}")
+    front = result.pareto("params")
+    if front:
+        lines.append(f"Pareto front, valid accuracy vs parameters ({len(front)} networks):")
+        lines += [f"     {c.result.best_valid_acc:6.2f}%  {c.result.params:>7} params  "
+                  f"{c.result.flops:>9} FLOPs  {c.result.architecture}" for c in front]
+    return lines
 
 
 def leaderboard_line(rank: int, valid_acc: float, params: int, seconds: float,
@@ -37,22 +48,32 @@ def write_outputs(path: Path, result: SearchResult, evaluator: Evaluator) -> Non
     with open(path / "leaderboard.csv", "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["rank", "architecture", "layer_ids", "valid_acc", "params", "flops",
-                         "train_seconds", "first_seen"])
+                         "train_seconds", "first_seen", "fitness", "feasible",
+                         "pareto_params", "pareto_flops"])
+        fronts = {size: {id(c) for c in result.pareto(size)} for size in ("params", "flops")}
+        objective = result.objective
         for rank, c in enumerate(result.leaderboard, 1):
             writer.writerow([rank, c.result.architecture, " ".join(map(str, c.ids)),
                              f"{c.result.best_valid_acc:.2f}", c.result.params, c.result.flops,
-                             f"{c.result.seconds:.3f}", c.index + 1])
+                             f"{c.result.seconds:.3f}", c.index + 1,
+                             f"{objective.score(c.result):.4f}",
+                             int(objective.feasible(c.result)),
+                             int(id(c) in fronts["params"]), int(id(c) in fronts["flops"])])
     best, data, settings = result.best, evaluator.data, evaluator.settings
     if best is not None and data is not None:  # a table has curves, not networks
         spec = {"architecture": best.result.architecture, "layer_ids": best.ids,
                 "layers": [evaluator.space.choices[i].name for i in best.ids],
                 "space": evaluator.space.to_json(), "input_shape": list(data.input_shape),
                 "num_classes": data.num_classes, "valid_acc": best.result.best_valid_acc,
-                "test_acc": result.test_accuracy, "train": settings.__dict__}
+                "params": best.result.params, "flops": best.result.flops,
+                "fitness": result.objective.score(best.result),
+                "chosen_by": result.objective.to_json(), "test_acc": result.test_accuracy,
+                "device": evaluator.device, "train": settings.__dict__}
         atomic_write_text(path / "best_network.json", json.dumps(spec, indent=2) + "\n")
         # training is deterministic for a seed: this is the network the search scored
         model = train_candidate(best.ids, evaluator.space, data, settings, keep_model=True).model
-        torch.save(model.state_dict(), path / "best_network.pt")  # type: ignore[union-attr]
+        # saved from the CPU, so it loads on a machine without a GPU
+        torch.save(model.cpu().state_dict(), path / "best_network.pt")  # type: ignore
     draw_report(result, path / "report.png")
     print(f"wrote {path / 'leaderboard.csv'}, best_network.json/.pt, report.png",
           file=sys.stderr)
@@ -64,8 +85,12 @@ def draw_report(result: SearchResult, out: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (ax_acc, ax_rew, ax_net) = plt.subplots(
-        3, 1, figsize=(8, 9), dpi=100, gridspec_kw={"height_ratios": [3, 2, 1.2]})
+    fig = plt.figure(figsize=(8, 12), dpi=100)
+    grid = fig.add_gridspec(4, 2, height_ratios=[3, 2.6, 2, 1.2])
+    ax_acc, ax_rew, ax_net = (fig.add_subplot(grid[0, :]), fig.add_subplot(grid[2, :]),
+                              fig.add_subplot(grid[3, :]))
+    for column, size in enumerate(("params", "flops")):
+        _draw_pareto(fig.add_subplot(grid[1, column]), result, size)
     n = np.arange(1, len(result.candidates) + 1)
     acc = np.array([c.result.best_valid_acc if c.result.ok else np.nan
                     for c in result.candidates])
@@ -94,6 +119,29 @@ def draw_report(result: SearchResult, out: Path) -> None:
     fig.tight_layout()
     fig.savefig(out)
     plt.close(fig)
+
+
+def _draw_pareto(ax, result: SearchResult, size: str) -> None:
+    """Every leaderboard network's valid accuracy against its size (log scale), the Pareto
+    front as a staircase, infeasible networks (over a cap) in grey."""
+    board = result.leaderboard
+    ax.set_xlabel(f"{size} (log scale)")
+    ax.set_ylabel("valid accuracy (%)")
+    ax.grid(alpha=0.3)
+    if not board:
+        return
+    feasible = [result.objective.feasible(c.result) for c in board]
+    for ok, colour, label in ((True, "C0", "network"), (False, "grey", "over a cap")):
+        pts = [(getattr(c.result, size), c.result.best_valid_acc)
+               for c, f in zip(board, feasible) if f == ok]
+        if pts:
+            ax.scatter(*zip(*pts), s=8, alpha=0.5, color=colour, label=label)
+    front = result.pareto(size)
+    ax.step([getattr(c.result, size) for c in front],
+            [c.result.best_valid_acc for c in front], where="post", color="C3",
+            marker="o", markersize=3, label="Pareto front")
+    ax.set_xscale("log")
+    ax.legend(fontsize=7, loc="lower right")
 
 
 def _draw_network(ax, result: SearchResult) -> None:
