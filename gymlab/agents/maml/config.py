@@ -90,6 +90,11 @@ class MAMLConfig:
     """Processes stepping the MuJoCo families' environments (this one included; 2D
     navigation runs as one tensor program in this process), and threads sharing the
     meta-update's Hessian products (Gaussian policies). Results do not depend on it."""
+    ray_address: str | None = None
+    """Step the gymnasium families' environments in Ray actors instead of processes: local
+    (start Ray here), auto, or HOST:PORT of a running cluster; num_workers actors (1: one per
+    CPU of the cluster). 2D navigation runs as a tensor program here either way. Results do
+    not depend on it."""
     device: str = "cpu"
     """torch device of the policy and the meta-update (cpu, cuda)."""
     output_folder: str | None = None
@@ -107,6 +112,8 @@ class MAMLConfig:
         require(0 <= self.tau <= 1, f"tau must be in [0, 1], got {self.tau}")
         require(0 < self.ls_backtrack_ratio < 1,
                 f"ls_backtrack_ratio must be in (0, 1), got {self.ls_backtrack_ratio}")
+        require(self.ray_address is None or self.ray_address.strip() != "",
+                "ray_address must be local, auto or HOST:PORT, got an empty string")
         require(self.max_episode_steps is None or self.max_episode_steps > 0,
                 f"max_episode_steps must be positive, got {self.max_episode_steps}")
 

@@ -6,15 +6,15 @@ seeds)` and `step(actions)`:
 
 - `NavigationBatch` (gymlab.envs.navigation): 2D navigation as one tensor program;
 - `VectorEnvBatch`: any task family through gymnasium's SyncVectorEnv, the K x B
-  environments split over `num_workers` processes (this one steps the first part), each
-  with one torch thread. The policy stays in this process; only actions go out and
-  observations, rewards and done flags come back.
+  environments split into parts (`EnvChunk`s): this process steps the first part and
+  `num_workers - 1` worker processes the others, or one Ray actor steps each part. The
+  policy stays in this process; only actions go out and observations, rewards and done flags
+  come back. Every environment is seeded per episode and steps on its own, so the episodes
+  do not depend on how the environments are split (tested).
 """
 
 from __future__ import annotations
 
-import multiprocessing
-import signal
 from multiprocessing.connection import Connection
 from typing import Any, Protocol
 
@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from gymlab.agents.maml import fast
+from gymlab.agents.maml.env_workers import EnvChunk, start_worker
 from gymlab.agents.maml.episodes import TaskEpisodes
 from gymlab.agents.maml.policy import Params, Policy
 
@@ -68,60 +69,15 @@ def rollout(env: BatchEnv, policy: Policy, params: Params | None, tasks: list[di
     return TaskEpisodes(**{key: torch.stack(values, 2) for key, values in trace.items()})
 
 
-# -- gymnasium environments in worker processes --------------------------------------------------
-def make_vector_env(env_id: str, env_kwargs: dict[str, Any], n: int) -> gym.vector.SyncVectorEnv:
-    import gymlab.envs  # noqa: F401  registers gymlab's ids (in worker processes too)
-
-    return gym.vector.SyncVectorEnv(
-        [lambda: gym.make(env_id, disable_env_checker=True, **env_kwargs)] * n)
-
-
-class EnvChunk:
-    """Part of the K x B environments, in one SyncVectorEnv (autoreset stepping past an
-    episode's end is harmless: the sampler masks those steps out)."""
-
-    def __init__(self, env_id: str, env_kwargs: dict[str, Any], n: int) -> None:
-        self.vec = make_vector_env(env_id, env_kwargs, n)
-
-    def reset(self, tasks: list[dict[str, Any]], seeds: list[int]) -> np.ndarray:
-        for env, task in zip(self.vec.envs, tasks):
-            env.unwrapped.reset_task(task)  # type: ignore[attr-defined]
-        obs, _ = self.vec.reset(seed=seeds)
-        return np.asarray(obs, dtype=np.float32)
-
-    def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        obs, rewards, terminated, truncated, _ = self.vec.step(actions)
-        return (np.asarray(obs, dtype=np.float32), np.asarray(rewards, dtype=np.float32),
-                terminated | truncated)
-
-    def close(self) -> None:
-        self.vec.close()
-
-
-def _worker(conn: Connection, env_id: str, env_kwargs: dict[str, Any], n: int) -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle
-    torch.set_num_threads(1)
-    chunk = EnvChunk(env_id, env_kwargs, n)
-    try:
-        while True:
-            command, *args = conn.recv()
-            if command == "reset":
-                conn.send(chunk.reset(*args))
-            elif command == "step":
-                conn.send(chunk.step(*args))
-            else:
-                break
-    except (EOFError, KeyboardInterrupt):
-        pass
-    finally:
-        chunk.close()
-
-
+# -- gymnasium environments in parts: here, in worker processes, or in Ray actors -------------
 class VectorEnvBatch:
-    """K tasks x B episodes of a gymnasium task family, on `num_workers` processes."""
+    """K tasks x B episodes of a gymnasium task family in `num_workers` parts: this process
+    and worker processes, or, with `on_ray` (Ray initialised by the caller, who owns the
+    session), one Ray actor per part."""
 
     def __init__(self, env_id: str, env_kwargs: dict[str, Any], tasks: int, episodes: int,
-                 num_workers: int = 1, device: str | torch.device = "cpu") -> None:
+                 num_workers: int = 1, device: str | torch.device = "cpu",
+                 on_ray: bool = False) -> None:
         self.shape = (tasks, episodes)
         self.device = torch.device(device)
         probe = gym.make(env_id, disable_env_checker=True, **env_kwargs)
@@ -132,20 +88,33 @@ class VectorEnvBatch:
         n = tasks * episodes
         parts = np.array_split(np.arange(n), min(num_workers, n))
         self.slices = [slice(int(p[0]), int(p[-1]) + 1) for p in parts]
-        self.local = EnvChunk(env_id, env_kwargs, len(parts[0]))
+        self.local: EnvChunk | None = None
+        self.actors: list[Any] = []
         self.pipes: list[Connection] = []
         self.procs: list[Any] = []
-        ctx = multiprocessing.get_context("spawn")  # fork would copy TensorBoard's thread
+        if on_ray:
+            import ray
+
+            actor = ray.remote(num_cpus=1)(EnvChunk)
+            self.actors = [actor.remote(env_id, env_kwargs, len(part)) for part in parts]
+            return
+        self.local = EnvChunk(env_id, env_kwargs, len(parts[0]))
         for part in parts[1:]:
-            parent, child = ctx.Pipe()
-            proc = ctx.Process(target=_worker, args=(child, env_id, env_kwargs, len(part)),
-                               daemon=True)
-            proc.start()
-            child.close()
-            self.pipes.append(parent)
+            pipe, proc = start_worker(env_id, env_kwargs, len(part))
+            self.pipes.append(pipe)
             self.procs.append(proc)
 
     def _call(self, command: str, args: list[tuple[Any, ...]]) -> list[Any]:
+        if self.actors:
+            import ray
+
+            try:
+                return ray.get([getattr(actor, command).remote(*arg)
+                                for actor, arg in zip(self.actors, args)])
+            except ray.exceptions.RayError as exc:
+                message = (str(exc).strip().splitlines() or [type(exc).__name__])[-1]
+                raise RuntimeError(f"a Ray sampler actor failed: {message}") from None
+        assert self.local is not None
         for pipe, arg in zip(self.pipes, args[1:]):
             pipe.send((command, *arg))
         first = getattr(self.local, command)(*args[0])
@@ -187,5 +156,12 @@ class VectorEnvBatch:
             proc.join(timeout=5)
             if proc.is_alive():
                 proc.terminate()
-        self.pipes, self.procs = [], []
-        self.local.close()
+        if self.actors:
+            import ray
+
+            for actor in self.actors:
+                ray.kill(actor)
+        self.pipes, self.procs, self.actors = [], [], []
+        if self.local is not None:
+            self.local.close()
+            self.local = None

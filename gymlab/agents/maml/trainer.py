@@ -61,7 +61,7 @@ class MAML(Algorithm):
     RUN_DEFAULTS = {"total_steps": 10**15, "eval_every": 0, "log_every": 1}
     """The budget is num_batches (total_steps, in meta-batches, only cuts it shorter); every
     batch is scored, so there is no periodic evaluation."""
-    RESUMABLE = Algorithm.RESUMABLE | {"num_batches", "num_workers"}
+    RESUMABLE = Algorithm.RESUMABLE | {"num_batches", "num_workers", "ray_address"}
     """How long it goes on, how it reports, where it steps: never how it learns."""
 
     config: MAMLConfig
@@ -78,6 +78,10 @@ class MAML(Algorithm):
             torch.empty(0, device=self.device)
         except (RuntimeError, AssertionError) as exc:
             raise UserError(f"device {cfg.device!r} is not usable here ({exc})") from None
+        if cfg.ray_address is not None:
+            from gymlab.core.ray import check_ray_address
+
+            check_ray_address(cfg.ray_address)  # before anything is written
         reuse_freed_memory()  # the meta-update's large tensors: see allocator.py
         self.family = family_env(self.env_id, kwargs)
         self.policy = make_policy(self.family.observation_space, self.family.action_space,
@@ -87,6 +91,7 @@ class MAML(Algorithm):
         self.task_rng = np.random.default_rng(run.seed)
         self.generator = torch.Generator(device=self.device).manual_seed(run.seed + 1)
         self._samplers: dict[tuple[int, int], BatchEnv] = {}
+        self._ray: Any = None  # the RaySession of the sampler's actors, once one is made
 
     def progress_total(self) -> int:
         return min(self.config.num_batches, self.run_config.total_steps)
@@ -103,10 +108,23 @@ class MAML(Algorithm):
                 horizon = self.config.max_episode_steps or self.family.spec.max_episode_steps
                 self._samplers[key] = NavigationBatch(self.device, int(horizon))
             else:
+                workers, on_ray = self.config.num_workers, self.config.ray_address is not None
+                if on_ray:
+                    workers = self._ray_actors()
                 self._samplers[key] = VectorEnvBatch(self.env_id, self.env_kwargs, tasks,
-                                                     episodes, self.config.num_workers,
-                                                     self.device)
+                                                     episodes, workers, self.device, on_ray)
         return self._samplers[key]
+
+    def _ray_actors(self) -> int:
+        """Joins (or starts) Ray once per run: actors per sampler, num_workers or, for 1, the
+        cluster's CPUs."""
+        if self._ray is None:
+            from gymlab.core.ray import RaySession
+
+            address = self.config.ray_address
+            self._ray = RaySession(None if address == "local" else address, 1)
+            self._ray_cpus = self._ray.__enter__()
+        return self.config.num_workers if self.config.num_workers > 1 else max(self._ray_cpus, 1)
 
     def sample(self, tasks: list[dict[str, Any]], episodes: int, params: Any) -> TaskEpisodes:
         """`episodes` episodes of every task, with the policy (params None) or each task's
@@ -255,6 +273,9 @@ class MAML(Algorithm):
         for env in self._samplers.values():
             env.close()
         self._samplers.clear()
+        if self._ray is not None:
+            self._ray.__exit__()
+            self._ray = None
         self.family.close()
 
 
