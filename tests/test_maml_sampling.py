@@ -1,8 +1,6 @@
 """MAML's sampling spread over worker processes and Ray actors: the same episodes as one
 process, workers that end with their parent, and a Ray address that cannot be reached."""
 
-import os
-import sys
 from pathlib import Path
 
 import gymnasium as gym
@@ -10,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
+from gymlab.agents.maml import MAML
 from gymlab.agents.maml.policy import make_policy
 from gymlab.agents.maml.samplers import VectorEnvBatch, rollout
-from gymlab.agents.maml import MAML
 from tests.processes import workers_left_after_kill
 from tests.test_cli import assert_one_line_error, run_main
 from tests.test_maml import final_state, records
