@@ -9,6 +9,12 @@ Not a test. Three parts (choose with --part):
   100 and 500 candidates, the gap to the optimum at 50 (regret, in points) and the number of
   candidates needed to come within 1 point of the optimum. The optimum is that of the
   training seed the search's candidates use (seed % 2 of the table's two seeds).
+* tables: leave-one-table-out over every shipped table. For each searcher (evolution,
+  random, ppo and dqn with the accuracy reward, ppo-improvement with the tutorial's), the
+  settings of its small grid (GRIDS) that did best on the other tables (tuning seeds) are
+  run on the held-out table (other seeds): regret at 25, 50 and 100 candidates and the
+  candidates needed to come within 1 point of the optimum. Prints that matrix. `--cache
+  FILE` keeps each search's outcome, so a rerun only adds what is missing.
 * cost: seconds per candidate on digits and on a generated CIFAR-shaped set (12,000 train
   images of 3x32x32, the tutorial's setting), for the same --budget (default 5) networks.
 * halving: evolution with and without successive halving at equal budgets, and the 2-epoch
@@ -18,6 +24,7 @@ Not a test. Three parts (choose with --part):
   least as good as random search.
 
 Run:  python benchmarks/nas_search.py --part table --seeds 10
+      python benchmarks/nas_search.py --part tables --seeds 100 --tune-seeds 20
 """
 
 from __future__ import annotations
@@ -187,14 +194,21 @@ def halving(seeds: list[int], budget: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--part", choices=("throughput", "table", "live", "cost", "halving"),
-                        required=True)
+    parser.add_argument("--part", choices=("throughput", "table", "tables", "live", "cost",
+                                           "halving"), required=True)
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--budget", type=int, default=None)
-    parser.add_argument("--searchers", default="ppo,dqn,evolution,random")
+    parser.add_argument("--searchers", default=None,
+                        help="default: ppo,dqn,evolution,random (tables: also "
+                        "ppo-improvement)")
     parser.add_argument("--reward", default=NASConfig().reward,
                         help="table: the RL searchers' reward (improvement or accuracy)")
     parser.add_argument("--workers", type=int, default=1, help="live: workers per search")
+    parser.add_argument("--tune-seeds", type=int, default=20,
+                        help="tables: seeds per table to choose settings on")
+    parser.add_argument("--tables", default=None,
+                        help="tables: comma-separated shipped tables (default: all)")
+    parser.add_argument("--cache", default=None, help="tables: JSON file of search outcomes")
     args = parser.parse_args()
     torch.set_num_threads(1)
     seeds = list(range(args.seeds))
@@ -202,13 +216,18 @@ def main() -> None:
     if args.part == "throughput":
         throughput(args.budget or 48)
     elif args.part == "table":
-        table_quality(args.searchers.split(","), seeds, args.budget or 500, args.reward)
+        table_quality((args.searchers or "ppo,dqn,evolution,random").split(","), seeds, args.budget or 500, args.reward)
+    elif args.part == "tables":
+        from nas_tables import leave_one_table_out
+
+        leave_one_table_out(args.searchers, args.seeds, args.tune_seeds, args.tables,
+                            args.cache)
     elif args.part == "halving":
         halving(seeds, args.budget or 48)
     elif args.part == "cost":
         cost(args.budget or 5, 15_000)
     else:
-        live(args.searchers.split(","), seeds, args.budget or 300, args.workers)
+        live((args.searchers or "ppo,dqn,evolution,random").split(","), seeds, args.budget or 300, args.workers)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ import numpy as np
 from gymlab.core.errors import UserError
 from gymlab.nas.datasets import Dataset
 from gymlab.nas.evaluator import Evaluator
+from gymlab.nas.objective import Objective
 from gymlab.nas.search_space import SearchSpace
 from gymlab.nas.trainer import METRIC_CAP, METRICS, CandidateResult, TrainSettings
 
@@ -31,7 +32,11 @@ class NASEnv(gym.Env):
     Reward `improvement` (the tutorial's): +1 if built, -1 if not; when built, plus for each
     metric factor * (the previous network's minimum over epochs - this one's), plus
     depth_factor * (layers - effective depth). Reward `accuracy`: the best valid accuracy in
-    [0, 1] (minus a running mean of past ones with `baseline=True`), or `failure_penalty`.
+    [0, 1] (minus a running mean of past ones with `baseline=True`), or `failure_penalty`;
+    under an `objective` other than plain accuracy, its fitness / 100 for a feasible network
+    and `failure_penalty` for one over a cap. With `repeat_reward`, a network this env (or
+    the envs it `share`s with) already scored since its last seeded reset gets that reward
+    instead: repeating a network teaches a search nothing and spends its budget.
 
     Networks are scored by an `Evaluator`: the one given as `evaluator`, or one built from
     dataset, data_dir, subset, space, epochs, train, cache_file and `evaluator`="train" or
@@ -49,6 +54,7 @@ class NASEnv(gym.Env):
                  baseline: bool = False, data_dir: str | None = None, subset: int | None = None,
                  train: TrainSettings | dict | None = None, cache_file: str | None = None,
                  evaluator: str | Evaluator = "train", table: str | None = None,
+                 objective: dict[str, Any] | None = None, repeat_reward: float | None = None,
                  render_mode: str | None = None) -> None:
         if layers <= 0:
             raise UserError(f"layers must be positive, got {layers}")
@@ -79,6 +85,10 @@ class NASEnv(gym.Env):
             -1.0 if m == "valid_acc" else 1.0 for m in self.metrics)
         self.depth_factor, self.failure_penalty, self.baseline = (depth_factor, failure_penalty,
                                                                   baseline)
+        self.objective = objective_of(objective)
+        """What the accuracy reward follows (the search's objective)."""
+        self.repeat_reward = repeat_reward
+        self._seen: set[tuple[str, ...]] = set()
         self.render_mode = render_mode
         n = len(self.space)
         self.action_space = gym.spaces.MultiDiscrete([n] * layers)
@@ -102,18 +112,22 @@ class NASEnv(gym.Env):
     def epochs(self) -> int:
         return self.evaluator.epochs
 
-    def share(self, evaluator: Evaluator) -> None:
+    def share(self, evaluator: Evaluator, seen: set[tuple[str, ...]] | None = None) -> None:
         """Score networks with `evaluator` from now on: the envs of one search share one, so
-        none trains a network another already trained, and its callback sees every step."""
+        none trains a network another already trained, and its callback sees every step.
+        With `seen`, the envs also share which networks count as repeats (`repeat_reward`)."""
         if evaluator.space != self.space or evaluator.epochs != self.epochs:
             raise ValueError("a shared evaluator must have the env's space and epochs")
         self.evaluator = evaluator
+        if seen is not None:
+            self._seen = seen
 
     def _reset_memory(self) -> None:
         self._architectures = np.full((self.memory, self.layers), len(self.space), np.float32)
         self._metrics = np.zeros((self.memory, len(self.metrics), self.epochs), np.float32)
         self._previous: CandidateResult | None = None
         self._accuracies: list[float] = []
+        self._seen.clear()
 
     def _obs(self) -> dict[str, np.ndarray]:
         return {"architectures": self._architectures.copy(), "metrics": self._metrics.copy()}
@@ -131,8 +145,11 @@ class NASEnv(gym.Env):
         self.stats["cache_hits"] += hit
         self.stats["failures"] += not result.ok
         self.stats["train_seconds"] += 0.0 if hit else result.seconds
+        key = self.space.canonical(ids)
+        repeat = self.repeat_reward is not None and key in self._seen
+        self._seen.add(key)
         if result.ok:
-            reward = self._reward(ids, result)
+            reward = self.repeat_reward if repeat else self._reward(ids, result)
             self._architectures = np.roll(self._architectures, -1, axis=0)
             self._metrics = np.roll(self._metrics, -1, axis=0)
             self._architectures[-1] = ids
@@ -155,7 +172,9 @@ class NASEnv(gym.Env):
 
     def _reward(self, ids: Sequence[int], result: CandidateResult) -> float:
         if self.reward_kind == "accuracy":
-            accuracy = result.best_valid_acc / 100.0
+            if not self.objective.feasible(result):
+                return self.failure_penalty
+            accuracy = self.objective.score(result) / 100.0
             base = float(np.mean(self._accuracies)) if self.baseline and self._accuracies else 0.0
             self._accuracies.append(accuracy)
             return accuracy - base
@@ -186,3 +205,16 @@ class NASEnv(gym.Env):
             print(self.render_text())
         return None
 
+
+
+def objective_of(settings: dict[str, Any] | None) -> Objective:
+    """An Objective from its JSON form (`Objective.to_json`; none: plain accuracy)."""
+    if not settings:
+        return Objective()
+    known = {"objective": "kind", "params_weight": "params_weight",
+             "flops_weight": "flops_weight", "max_params": "max_params",
+             "max_flops": "max_flops"}
+    unknown = sorted(set(settings) - set(known) - {"description"})
+    if unknown:
+        raise UserError(f"objective: unknown setting(s) {', '.join(unknown)}")
+    return Objective(**{known[k]: v for k, v in settings.items() if k in known})

@@ -30,6 +30,7 @@ from gymlab.nas.config import NASConfig
 from gymlab.nas.datasets import Dataset
 from gymlab.nas.env import NASEnv
 from gymlab.nas.evaluator import Evaluator
+from gymlab.nas.objective import Objective
 from gymlab.nas.report import leaderboard_line, write_outputs
 from gymlab.nas.results import Candidate, SearchResult
 from gymlab.nas.searchers import RandomSearch, RegularizedEvolution
@@ -47,6 +48,12 @@ RL_SEARCHER_DEFAULTS: dict[str, dict[str, Any]] = {
             "target_update_interval": 10, "exploration_fraction": 0.5,
             "exploration_final_eps": 0.1, "buffer_size": 10_000, "hidden_sizes": (64,)},
 }
+
+RL_ENV_DEFAULTS: dict[str, Any] = {}
+"""The RL searchers' environment settings under the run's env_kwargs."""
+
+EVOLUTION_DEFAULTS: dict[str, Any] = {"distinct": False}
+"""RegularizedEvolution's settings besides population and sample size."""
 
 LEADERBOARD_KEPT = 10
 """Leaderboard rows a checkpoint keeps (what `gymlab eval` prints)."""
@@ -75,7 +82,9 @@ class NASSearch(Algorithm):
             raise UserError(f"nas searches {ENV_ID}, not {self.run_config.env}")
         self.evaluator = build_evaluator(self.config, self.run_config.seed)
         self.env_kwargs()  # a clash with the config's settings fails here, before any file
-        self.result = SearchResult()
+        self.objective = Objective.from_config(self.config)
+        """What the search maximises: told to evolution, the RL reward, the best network."""
+        self.result = SearchResult(objective=self.objective)
         self.board: list[dict[str, Any]] = []
         """The leaderboard a loaded checkpoint holds."""
 
@@ -98,7 +107,8 @@ class NASSearch(Algorithm):
         return min(self.config.budget, self.run_config.total_steps)
 
     def run_name(self) -> str:
-        return f"nas-{self.config.searcher}-{self.config.dataset}"
+        # on a table, the table's data set is the one searched
+        return f"nas-{self.config.searcher}-{self.evaluator.dataset_name}"
 
     def _on_start(self) -> None:
         if self.run is not None:
@@ -109,7 +119,9 @@ class NASSearch(Algorithm):
         # A search is deterministic for its seed, so a resumed one runs again from the
         # start: the candidates already trained come from cache.jsonl.
         seed_everything(self.run_config.seed, self.run_config.torch_threads)
-        self.step, self.result = 0, SearchResult(run_dir=self.run.path if self.run else None)
+        self.step = 0
+        self.result = SearchResult(run_dir=self.run.path if self.run else None,
+                                   objective=self.objective)
         self.best_acc, self.counts = 0.0, {"hits": 0, "failed": 0}
         self.started = time.perf_counter()
         self.evaluator.on_result = lambda *answer: self._record(session, *answer)
@@ -127,10 +139,12 @@ class NASSearch(Algorithm):
         or screened by halving), step the env with each network, tell the fitness back."""
         cfg = self.config
         env = NASEnv(evaluator=self.evaluator, layers=cfg.layers, reward=cfg.reward,
+                     objective=env_settings(cfg, self.run_config.seed)["objective"],
                      **self.run_config.env_kwargs)
         env.reset(seed=self.run_config.seed)
         proposer = (RegularizedEvolution(len(env.space), cfg.layers, self.run_config.seed,
-                                         cfg.population, cfg.sample_size)
+                                         cfg.population, cfg.sample_size,
+                                         key=env.space.canonical, **EVOLUTION_DEFAULTS)
                     if cfg.searcher == "evolution"
                     else RandomSearch(len(env.space), cfg.layers, self.run_config.seed))
         done = 0
@@ -139,8 +153,8 @@ class NASSearch(Algorithm):
                                                        self.progress_total() - done))]
             self.evaluator.prepare_round(batch)
             for ids in batch:  # a round is trained together: it is stepped to its end
-                _, _, _, _, info = env.step(ids)
-                proposer.tell(ids, info["best_valid_acc"] if info["built"] else -1.0)
+                env.step(ids)
+                proposer.tell(ids, self.fitness(env.last))
             done += len(batch)
 
     def _drive_rl_agent(self, session: Session) -> None:
@@ -152,17 +166,23 @@ class NASSearch(Algorithm):
         else:
             from gymlab.agents.dqn import DQN as Agent
 
-        agent = Agent(ENV_ID, env_kwargs=self.env_kwargs(), seed=self.run_config.seed,
+        agent = Agent(ENV_ID, env_kwargs={**RL_ENV_DEFAULTS, **self.env_kwargs()}, seed=self.run_config.seed,
                       eval_every=0, progress=False, logdir=None,
                       total_steps=self.progress_total(),
                       **rl_searcher_settings(self.config.searcher, self.config.round_size))
         try:
+            seen: set[tuple[str, ...]] = set()  # a repeat is one in any env of the search
             for env in agent.envs.envs:
-                env.unwrapped.share(self.evaluator)
+                env.unwrapped.share(self.evaluator, seen)
             agent.envs.before_step = lambda actions: self.evaluator.prepare_round(list(actions))
             agent._learn(session)
         finally:
             agent.close()
+
+    def fitness(self, result: CandidateResult) -> float:
+        """How good a candidate is for this search (higher is better): what evolution is
+        told, what ranks the leaderboard; the RL searchers' env rewards the same objective."""
+        return self.objective.score(result)
 
     def _record(self, session: Session, ids: list[int], res: CandidateResult, hit: bool,
                 reward: float) -> None:
@@ -173,7 +193,7 @@ class NASSearch(Algorithm):
         screened = res.ok and len(res.valid_acc) < self.evaluator.epochs
         self.result.candidates.append(Candidate(self.step, ids, res, hit, reward, screened))
         self.step += 1
-        if res.ok and not screened:
+        if self.objective.feasible(res) and not screened:
             self.best_acc = max(self.best_acc, res.best_valid_acc)
         self.counts["hits"] += hit
         self.counts["failed"] += not res.ok
@@ -275,21 +295,25 @@ class NASSearch(Algorithm):
 
 def env_settings(config: NASConfig, seed: int) -> dict[str, Any]:
     """The environment's keyword arguments that come from the search's config."""
-    settings = TrainSettings(epochs=config.epochs, optimizer=config.optimizer, seed=seed)
+    objective = Objective.from_config(config)
+    settings = TrainSettings(epochs=config.epochs, optimizer=config.optimizer, seed=seed,
+                             max_params=config.max_params, max_flops=config.max_flops)
     return {"dataset": config.dataset, "data_dir": config.data_dir, "subset": config.subset,
             "space": config.space, "layers": config.layers, "epochs": config.epochs,
             "reward": config.reward, "train": dict(settings.__dict__),
-            "evaluator": config.evaluator, "table": config.table}
+            "evaluator": config.evaluator, "table": config.table,
+            "objective": None if objective.plain else objective.to_json()}
 
 
 def build_evaluator(config: NASConfig, seed: int) -> Evaluator:
     """The search's evaluator; it checks the data, space, table and Ray address before
     anything is written."""
     own = env_settings(config, seed)
-    del own["reward"]
+    del own["reward"], own["objective"]
     evaluator = Evaluator.from_settings(
         **own, workers=config.workers, ray_address=config.ray_address,
-        halving_epochs=config.halving_epochs, halving_eta=config.halving_eta)
+        halving_epochs=config.halving_epochs, halving_eta=config.halving_eta,
+        device=config.device)
     if config.ray_address is not None and evaluator.table is None:
         check_ray_address(config.ray_address)
     return evaluator

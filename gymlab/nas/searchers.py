@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable, Hashable, Sequence
 from typing import Any
 
 import numpy as np
@@ -33,15 +34,33 @@ class RandomSearch:
 class RegularizedEvolution(RandomSearch):
     """Aging evolution (Real et al., 2019): a queue of the `population_size` newest
     architectures; each child mutates one layer id of the fittest of `sample_size` random
-    members, and the oldest member dies. The first `population_size` are random."""
+    members, and the oldest member dies. The first `population_size` are random.
+
+    With `distinct`, a proposal whose `key` (e.g. the space's canonical form) was proposed
+    before is drawn again, up to `MAX_REDRAWS` times: a repeat costs budget and teaches
+    nothing."""
+
+    MAX_REDRAWS = 20
 
     def __init__(self, n_choices: int, layers: int, seed: int, population_size: int = 20,
-                 sample_size: int = 5) -> None:
+                 sample_size: int = 5, distinct: bool = False,
+                 key: Callable[[Sequence[int]], Hashable] = tuple) -> None:
         super().__init__(n_choices, layers, seed)
         self.sample_size = min(sample_size, population_size)
         self.population: deque[tuple[list[int], float]] = deque(maxlen=population_size)
+        self.distinct, self.key = distinct, key
+        self.proposed: set[Hashable] = set()
 
     def ask(self) -> list[int]:
+        child = self._draw()
+        for _ in range(self.MAX_REDRAWS if self.distinct else 0):
+            if self.key(child) not in self.proposed:
+                break
+            child = self._draw()
+        self.proposed.add(self.key(child))
+        return child
+
+    def _draw(self) -> list[int]:
         if len(self.population) < (self.population.maxlen or 0):
             return super().ask()
         picks = self.rng.choice(len(self.population), self.sample_size, replace=False)
