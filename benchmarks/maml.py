@@ -79,8 +79,21 @@ def load() -> str:
     return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
 
 
-def paper(batches: int | None, run_dir: Path, seed: int, config: str,
+def paper(batches: int | None, run_dir: Path, seeds: list[int], config: str,
           test_lr: list[float] | None) -> None:
+    """Train (or resume) one run per seed, then the paper's protocol on each run's final
+    policy and best.pt; a table per seed and the mean over seeds."""
+    results: dict[str, list[dict[str, object]]] = {}
+    for seed in seeds:
+        directory = run_dir if len(seeds) == 1 else Path(f"{run_dir}-s{seed}")
+        for name, rows in paper_run(batches, directory, seed, config, test_lr).items():
+            results.setdefault(name, []).append(rows)
+    if len(seeds) > 1:
+        summary(results, seeds)
+
+
+def paper_run(batches: int | None, run_dir: Path, seed: int, config: str,
+              test_lr: list[float] | None) -> dict[str, dict[str, object]]:
     print(f"[paper] load: {load()}", flush=True)
     if (run_dir / "checkpoints" / "last.pt").exists():
         overrides = {} if batches is None else {"num_batches": batches}
@@ -97,37 +110,63 @@ def paper(batches: int | None, run_dir: Path, seed: int, config: str,
           f"fast_batch_size {cfg.fast_batch_size}, {cfg.num_layers} x {cfg.hidden_size} "
           f"{cfg.nonlinearity}, action_scale {cfg.action_scale}, max_kl {cfg.max_kl}, "
           f"{cfg.num_batches} batches, seed {agent.run_config.seed}", flush=True)
-    # the test's step sizes: the run's fast_lr for every step, and halved after the first
-    # (the MAML authors' test_maml_point.py: init_learning_rate 0.5, then 0.5 * 0.5)
-    schedules = [test_lr] if test_lr else [[cfg.fast_lr], [cfg.fast_lr, cfg.fast_lr / 2]]
+    # the test's step sizes: by default the run's own (fast_lr, halved at each further step)
+    schedules: list[list[float] | None] = [test_lr] if test_lr else [None]
     start = time.perf_counter()
-    results: dict[str, object] = {}
+    results: dict[str, dict[str, object]] = {}
     with agent:
         agent.learn()
         print(f"[paper] trained to batch {agent.step} ({time.perf_counter() - start:.0f} s "
               f"this call); load: {load()}", flush=True)
         for lrs in schedules:
-            results[f"final {lrs}"] = protocol(agent, lrs, f"final (batch {agent.step})")
+            results[f"final {lrs or 'default'}"] = protocol(
+                agent, lrs, f"seed {seed} final (batch {agent.step})")
     with MAML.load(run_dir / "checkpoints" / "best.pt") as best:
         for lrs in schedules:
-            results[f"best {lrs}"] = protocol(best, lrs, f"best.pt (batch {best.step})")
+            results[f"best.pt {lrs or 'default'}"] = protocol(
+                best, lrs, f"seed {seed} best.pt (batch {best.step})")
     (run_dir / "paper_protocol.json").write_text(
         json.dumps({"batches": agent.step, **results}, indent=2) + "\n")
+    return results
 
 
-def protocol(agent: MAML, lrs: list[float], name: str) -> dict[str, object]:
-    """The paper's protocol on `agent`: 40 new goals, 40 episodes, 0..3 steps of `lrs`."""
+def protocol(agent: MAML, lrs: list[float] | None, name: str) -> dict[str, object]:
+    """The paper's protocol on `agent`: 40 new goals, 40 episodes, 0..3 steps of `lrs`
+    (none: the run's default schedule)."""
     curve = agent.adaptation_curve(tasks=40, grad_steps=3, episodes=40, fast_lr=lrs)
-    steps = ", then ".join(str(lr) for lr in lrs)
+    steps = ", ".join(f"{lr:g}" for lr in trainer.step_sizes(
+        agent.default_test_lr(3) if lrs is None else lrs, 3))
     rows = []
     for step, (mean, se) in enumerate(zip(curve.mean, curve.stderr)):
         rows.append({"steps": step, "mean": float(mean), "stderr": float(se),
                      "paper": PAPER[step]})
-        verdict = ("within one s.e. of it or better" if mean >= PAPER[step] - se
-                   else "worse by more than one s.e.")
-        print(f"[paper] {name}, step size {steps}: after {step} step(s): {mean:8.2f} ± "
-              f"{se:.2f}   paper {PAPER[step]:6.1f}   ({verdict})", flush=True)
+    print(f"[paper] {name}, step sizes {steps}: " + " | ".join(
+        f"{r['mean']:7.2f} ± {r['stderr']:.2f}" for r in rows), flush=True)
     return {"batch": agent.step, "step_sizes": lrs, "rows": rows}
+
+
+def summary(results: dict[str, list[dict[str, object]]], seeds: list[int]) -> None:
+    """Per policy and schedule: the mean over seeds of each seed's mean over its 40 goals,
+    with the standard error over seeds, against the paper."""
+    print(f"[paper] over seeds {', '.join(map(str, seeds))}: mean ± standard error over "
+          f"seeds (each seed: its mean over its 40 goals)", flush=True)
+    for name, runs in results.items():
+        means = [[row["mean"] for row in run["rows"]] for run in runs]  # type: ignore[index]
+        cells, previous, monotone = [], -float("inf"), True
+        for step in range(4):
+            values = [m[step] for m in means]
+            mean = statistics.fmean(values)
+            se = statistics.stdev(values) / len(values) ** 0.5
+            mark = "*" if step and mean >= PAPER[step] - se else " "
+            cells.append(f"{mean:7.2f} ± {se:.2f}{mark}")
+            monotone &= step == 0 or mean >= previous
+            previous = mean
+        print(f"[paper]   {name:22s} " + " | ".join(cells)
+              + f"   ({'no step worse than the one before' if monotone else 'a step got worse'})",
+              flush=True)
+    print(f"[paper]   {'the MAML paper':22s} " + " | ".join(
+        f"{PAPER[step]:7.1f}       " for step in range(4))
+        + "   (*: within one standard error of the paper, or better)", flush=True)
 
 
 SPEED_PATHS = ("reference-method", "autograd", "torch-ops", "gymlab", "gymlab-2-threads")
@@ -324,6 +363,9 @@ def main() -> None:
                              "halved after the first step, the authors' test)")
     parser.add_argument("--run-dir", default="runs/bench-maml-nav")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seeds", default=None, metavar="S[,S...]",
+                        help="paper: one run per seed (RUN_DIR-sS), a table per seed and the "
+                             "mean over seeds (default: --seed alone, in RUN_DIR)")
     parser.add_argument("--speed-batches", type=int, default=5)
     parser.add_argument("--cheetah-batches", type=int, default=10)
     parser.add_argument("--cheetah-tasks", type=int, default=10)
@@ -341,7 +383,8 @@ def main() -> None:
         training(args.speed_batches)
     if "paper" in parts:
         test_lr = [float(x) for x in args.test_lr.split(",")] if args.test_lr else None
-        paper(args.batches, Path(args.run_dir), args.seed, args.config, test_lr)
+        seeds = [int(x) for x in args.seeds.split(",")] if args.seeds else [args.seed]
+        paper(args.batches, Path(args.run_dir), seeds, args.config, test_lr)
     if "cheetah" in parts:
         cheetah(args.cheetah_batches, args.cheetah_tasks, args.workers)
 

@@ -568,20 +568,23 @@ def test_a_run_written_before_the_shared_lifecycle_loads_and_resumes(tmp_path):
 
 
 def test_adaptation_curve_test_step_size():
-    """fast_lr=None is the config's step; another step size changes the adapted returns
-    only (the same goals and episodes with theta); one per step applies each to its own
-    step; a non-positive one is refused."""
+    """fast_lr=None is the config's step for the trained steps, then half the previous one;
+    another step size changes the adapted returns only (the same goals and episodes with
+    theta); one per step applies each to its own step; a non-positive one is refused."""
     with MAML(**TINY, fast_lr=0.3) as agent:
+        assert agent.default_test_lr(3) == [0.3, 0.15, 0.075]
         default = agent.adaptation_curve(tasks=3, grad_steps=2, episodes=4).returns
-        same = agent.adaptation_curve(tasks=3, grad_steps=2, episodes=4, fast_lr=0.3).returns
+        same = agent.adaptation_curve(tasks=3, grad_steps=2, episodes=4,
+                                      fast_lr=(0.3, 0.15)).returns
+        constant = agent.adaptation_curve(tasks=3, grad_steps=2, episodes=4, fast_lr=0.3).returns
         other = agent.adaptation_curve(tasks=3, grad_steps=2, episodes=4, fast_lr=0.05).returns
-        halved = agent.adaptation_curve(tasks=3, grad_steps=2, episodes=4,
-                                        fast_lr=(0.3, 0.05)).returns
         np.testing.assert_array_equal(default, same)
         np.testing.assert_array_equal(default[0], other[0])
         assert not np.allclose(default[1:], other[1:])
-        np.testing.assert_array_equal(halved[:2], default[:2])  # the first step is 0.3
-        assert not np.allclose(halved[2], default[2])
+        np.testing.assert_array_equal(constant[:2], default[:2])  # the first step is 0.3
+        assert not np.allclose(constant[2], default[2])
+    with MAML(**TINY, fast_lr=0.3, num_steps=2) as agent:
+        assert agent.default_test_lr(3) == [0.3, 0.3, 0.15]  # the trained steps, then half
         for bad in (0.0, (), (0.3, -1.0)):
             with pytest.raises(ValueError, match="fast_lr must be positive"):
                 agent.adaptation_curve(tasks=3, grad_steps=1, episodes=4, fast_lr=bad)
@@ -639,10 +642,10 @@ def test_cli_meta_maml_output_folder_and_meta_eval(tmp_path, capsys, monkeypatch
     curve = json.loads((run / "adaptation.json").read_text())
     assert len(curve["mean"]) == 3 and len(curve["stderr"]) == 3
     code, text, err = run_main(capsys, "meta", "eval", str(run), "--tasks", "4",
-                               "--grad-steps", "2", "--episodes", "3", "--fast-lr", "0.1,0.05")
-    assert code == 0, err
-    halved = json.loads((run / "adaptation.json").read_text())
-    assert halved["mean"][:2] == curve["mean"][:2] and halved["mean"][2] != curve["mean"][2]
+                               "--grad-steps", "2", "--episodes", "3", "--fast-lr", "0.1")
+    assert code == 0, err  # 0.1 every step, where the default halves the second
+    constant = json.loads((run / "adaptation.json").read_text())
+    assert constant["mean"][:2] == curve["mean"][:2] and constant["mean"][2] != curve["mean"][2]
 
 
 @pytest.mark.smoke

@@ -197,13 +197,14 @@ class MAML(Algorithm):
                          fast_lr: float | Sequence[float] | None = None) -> AdaptationCurve:
         """The MAML paper's protocol: new tasks; returns of `episodes` episodes per task with
         theta, then after each of `grad_steps` inner steps on those episodes. `fast_lr` is
-        the step size: none for the config's, a number for every step, or one per step (the
-        last one repeated), e.g. (0.5, 0.25): the MAML authors' test code stepped half its
-        first step size after the first step."""
+        the step size: none for `default_test_lr`, a number for every step, or one per step
+        (the last one repeated), e.g. (0.5, 0.25): the MAML authors' test code stepped half
+        its first step size after the first step."""
         if tasks < 2 or grad_steps < 0 or episodes < 1:
             raise UserError(f"need tasks >= 2, grad_steps >= 0 and episodes >= 1, got "
                             f"{tasks}, {grad_steps}, {episodes}")
-        lrs = step_sizes(self.config.fast_lr if fast_lr is None else fast_lr, grad_steps)
+        lrs = step_sizes(self.default_test_lr(grad_steps) if fast_lr is None else fast_lr,
+                         grad_steps)
         seed = self.run_config.seed + 1_000_000 if seed is None else seed
         saved = (generator_state(self.task_rng), self.generator.get_state())
         self.task_rng = np.random.default_rng(seed)
@@ -223,6 +224,15 @@ class MAML(Algorithm):
         return AdaptationCurve(np.stack(returns).astype(np.float64),
                                np.stack(lengths).astype(np.float64))
 
+    def default_test_lr(self, grad_steps: int) -> list[float]:
+        """Test-time step sizes: fast_lr for the num_steps steps training took, then half the
+        previous one at each further step. The policy-gradient step is not invariant to the
+        policy's spread: meta-training narrows the exploration noise, which lengthens a step
+        of the same size, and near the goal a step as long as the trained one overshoots."""
+        cfg = self.config
+        return [cfg.fast_lr * 0.5 ** max(0, step + 1 - cfg.num_steps)
+                for step in range(max(grad_steps, 1))]
+
     def evaluate(self, episodes: int = 10, seed: int | None = None) -> EvalResult:
         """On EVAL_TASKS new tasks, per task the mean return of `episodes` episodes after
         num_steps inner steps (the score training reports, on unseen tasks)."""
@@ -232,8 +242,9 @@ class MAML(Algorithm):
     def eval_lines(self, source: str, episodes: int, seed: int | None) -> list[str]:
         """The adaptation curve: returns after 0..EVAL_GRAD_STEPS inner steps."""
         curve = self.adaptation_curve(EVAL_TASKS, EVAL_GRAD_STEPS, episodes, seed)
+        lrs = ", ".join(f"{lr:g}" for lr in self.default_test_lr(EVAL_GRAD_STEPS))
         return [f"{self.run_config.env} {source} ({self.step} meta-batches), {EVAL_TASKS} new "
-                f"tasks, {episodes} episodes per step:", *curve.table()]
+                f"tasks, {episodes} episodes per step, step sizes {lrs}:", *curve.table()]
 
     # -- the run directory and checkpoints --------------------------------------------------
     def run_path(self) -> Path | None:
