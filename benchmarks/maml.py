@@ -26,6 +26,9 @@ and HalfCheetahDir adaptation.
 4. cheetah: HalfCheetahDir-v0 (needs the mujoco extra): before- and after-update returns
    over --cheetah-batches meta-batches of a small budget (--cheetah-tasks tasks, 20
    episodes, horizon 200), then the adaptation curve (0 and 1 step) on as many new tasks.
+5. workers: seconds per HalfCheetahDir meta-batch (--workers-tasks tasks x 20 episodes,
+   horizon 200) with each of --worker-counts sampler workers, and on Ray actors with
+   --ray-address; the runs alternate batch by batch and must end with equal parameters.
 
     python benchmarks/maml.py --parts paper,speed,training,cheetah [--batches 100]
 """
@@ -349,6 +352,48 @@ def cheetah(batches: int, tasks: int, workers: int) -> None:
     print(f"[cheetah] load after: {load()}")
 
 
+def workers(batches: int, tasks: int, counts: list[int], ray_address: str | None) -> None:
+    """Seconds per HalfCheetahDir meta-batch (tasks x 20 episodes, horizon 200, 2 phases)
+    with each number of sampler workers (and on Ray actors with --ray-address), the runs
+    alternating batch by batch; all start from seed 0, so their batches are the same."""
+    print(f"[workers] load before: {load()}", flush=True)
+    setups = {f"{n} worker(s)": {"num_workers": n} for n in counts}
+    if ray_address is not None:
+        setups[f"ray {ray_address}, {max(counts)} actors"] = {
+            "num_workers": max(counts), "ray_address": ray_address}
+    agents = {name: MAML(env="HalfCheetahDir-v0", seed=0, meta_batch_size=tasks,
+                         progress=False, output_folder=None, **kw) for name, kw in setups.items()}
+    times: dict[str, dict[str, list[float]]] = {name: {"wall": [], "sample": [], "cpu": []}
+                                                for name in agents}
+    try:
+        for agent in agents.values():  # start the workers outside the timed batches
+            agent.sampler(tasks, agent.config.fast_batch_size)
+        for batch in range(batches):
+            for name, agent in agents.items():
+                scalars, _ = agent.train_batch()
+                times[name]["wall"].append(scalars["time/batch_seconds"])
+                times[name]["sample"].append(scalars["time/sample_seconds"])
+                times[name]["cpu"].append(scalars["time/batch_cpu_seconds"])
+                print(f"[workers] batch {batch + 1}, {name}: {scalars['time/batch_seconds']:.1f} "
+                      f"s ({scalars['time/sample_seconds']:.1f} s sampling), after-update "
+                      f"return {scalars['total_rewards/after_update']:.3f}; load: {load()}",
+                      flush=True)
+        thetas = [flat(a.policy.parameters()) for a in agents.values()]
+        same = all(torch.equal(thetas[0], t) for t in thetas)
+    finally:
+        for agent in agents.values():
+            agent.close()
+    print(f"[workers] load after: {load()}; the runs' parameters are "
+          f"{'identical' if same else 'DIFFERENT'}")
+    first = statistics.median(times[next(iter(times))]["wall"])
+    for name, t in times.items():
+        wall = statistics.median(t["wall"])
+        print(f"[workers] median over {batches} batches, {name:24s}: {wall:6.1f} s per batch, "
+              f"{statistics.median(t['sample']):6.1f} s of it sampling, "
+              f"{statistics.median(t['cpu']):6.1f} CPU-s in the main process; "
+              f"{first / wall:.2f}x the first row's speed")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--parts", default="paper,speed,cheetah")
@@ -370,6 +415,12 @@ def main() -> None:
     parser.add_argument("--cheetah-batches", type=int, default=10)
     parser.add_argument("--cheetah-tasks", type=int, default=10)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--worker-counts", default="1,2", metavar="N[,N...]",
+                        help="workers: the numbers of sampler workers to time")
+    parser.add_argument("--workers-batches", type=int, default=2)
+    parser.add_argument("--workers-tasks", type=int, default=40)
+    parser.add_argument("--ray-address", default=None,
+                        help="workers: also time Ray actors (local, auto or HOST:PORT)")
     parser.add_argument("--training-child", choices=sorted(TRAINING_MODES),
                         help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -387,6 +438,9 @@ def main() -> None:
         paper(args.batches, Path(args.run_dir), seeds, args.config, test_lr)
     if "cheetah" in parts:
         cheetah(args.cheetah_batches, args.cheetah_tasks, args.workers)
+    if "workers" in parts:
+        workers(args.workers_batches, args.workers_tasks,
+                [int(n) for n in args.worker_counts.split(",")], args.ray_address)
 
 
 if __name__ == "__main__":
