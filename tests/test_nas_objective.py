@@ -48,6 +48,8 @@ def test_infeasible_networks_rank_below_feasible_ones_and_failed_ones_lowest(cap
     assert scores[1] < INFEASIBLE + 1e-9 and scores[3] == FAILED
     objective = Objective.from_config(config)
     assert objective.feasible(feasible) and not objective.feasible(near)
+    untrained = CandidateResult("big", True, "over max_params", 6_000, 60_000)
+    assert fitness(untrained, config) == fitness(near, config)  # skipped, still infeasible
 
 
 def test_the_leaderboard_follows_the_objective_and_best_is_feasible():
@@ -136,3 +138,40 @@ def test_gpu_workers_move_the_data_themselves():
     with evaluator:
         results = evaluator.train_batch([[0, 8], [1, 8]])
     assert all(r.ok for r, _ in results)
+
+
+def _cli(capsys, *args):
+    from gymlab.cli import main
+
+    try:
+        code = main(["nas", *args])
+    except SystemExit as exc:
+        code = exc.code
+    return code, capsys.readouterr().err
+
+
+def test_cuda_without_a_gpu_and_an_unknown_device_are_one_line_cli_errors(capsys, monkeypatch,
+                                                                          tmp_path):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    for device, message in (("cuda", "no CUDA GPU"), ("tpu", "expected one of auto, cpu, cuda")):
+        code, err = _cli(capsys, "--device", device, "--budget", "1", "--logdir", str(tmp_path))
+        lines = err.strip().splitlines()
+        assert code == 2 and len(lines) == 1 and message in lines[0], err
+    assert not list(tmp_path.iterdir())  # refused before a run directory
+
+
+def test_a_capped_tradeoff_search_says_which_objective_chose_its_best(tmp_path):
+    from gymlab.nas.search import NASSearch
+
+    with NASSearch(dataset="digits", subset=150, budget=8, epochs=1, objective="tradeoff",
+                   params_weight=2.0, max_params=3_000, logdir=str(tmp_path),
+                   progress=False) as search:
+        search.learn()
+    result = search.result
+    assert result.best is not None and result.best.result.params <= 3_000
+    best = json.loads((search.run.path / "best_network.json").read_text())
+    assert best["chosen_by"]["objective"] == "tradeoff"
+    assert best["chosen_by"]["max_params"] == 3_000
+    assert best["fitness"] == pytest.approx(result.objective.score(result.best.result))
+    rows = list(csv.DictReader(open(search.run.path / "leaderboard.csv")))
+    assert all(int(r["params"]) <= 3_000 for r in rows)  # capped networks are not trained

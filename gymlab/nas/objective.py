@@ -67,11 +67,12 @@ class Objective:
 
     def score(self, result: CandidateResult) -> float:
         """The fitness: higher is better; infeasible below feasible, failed below both."""
-        if not result.ok:
-            return FAILED
-        over = self.overshoot(result)
+        # over a cap whether or not it was trained (a capped search skips its training)
+        over = self.overshoot(result) if result.built else 0.0
         if over > 0.0:
             return INFEASIBLE - over
+        if not result.ok:
+            return FAILED
         accuracy = result.best_valid_acc
         if self.kind == "accuracy":
             return accuracy

@@ -86,9 +86,9 @@ def train_candidate(ids: Sequence[int], space: SearchSpace, data: Dataset,
     """Build the network of `ids`, train it on the device its data lies on, and record
     per-epoch train loss, valid loss and valid accuracy (in %). Failures (not buildable,
     over a cap, out of memory) come back as a result with `reason` set, never as an
-    exception. The caller's global torch generator is
-    left as it was: an RL searcher sampling from it must not depend on where candidates
-    train (here, or in a worker process)."""
+    exception. The caller's global torch generator is left as it was: an RL searcher
+    sampling from it must not depend on where candidates train (here, or in a worker
+    process)."""
     with torch.random.fork_rng(devices=[]):
         return _train_candidate(ids, space, data, settings, keep_model)
 
