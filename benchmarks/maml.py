@@ -25,7 +25,8 @@ and HalfCheetahDir adaptation.
    sweeps), on one thread and with num_workers 2 (two threads).
 4. cheetah: HalfCheetahDir-v0 (needs the mujoco extra): before- and after-update returns
    over --cheetah-batches meta-batches of a small budget (--cheetah-tasks tasks, 20
-   episodes, horizon 200), then the adaptation curve (0 and 1 step) on as many new tasks.
+   episodes, horizon 200), then the adaptation curve (0 and 1 step) on
+   --cheetah-eval-tasks new tasks (the paper's 40).
 5. workers: seconds per HalfCheetahDir meta-batch (--workers-tasks tasks x 20 episodes,
    horizon 200) with each of --worker-counts sampler workers, and on Ray actors with
    --ray-address; the runs alternate batch by batch and must end with equal parameters.
@@ -331,25 +332,36 @@ def training_child(mode: str, batches: int) -> None:
     print(json.dumps(times))
 
 
-def cheetah(batches: int, tasks: int, workers: int) -> None:
+def cheetah(batches: int, tasks: int, workers: int, eval_tasks: int, run_dir: str | None
+            ) -> None:
+    """HalfCheetahDir: meta-train on `tasks` tasks per batch (resuming `run_dir` when it has a
+    checkpoint), then the paper's protocol on `eval_tasks` new tasks (0 and 1 step)."""
     print(f"[cheetah] load before: {load()}", flush=True)
-    agent = MAML(env="HalfCheetahDir-v0", seed=0, meta_batch_size=tasks, progress=False,
-                 num_batches=batches, num_workers=workers,
-                 output_folder=f"runs/bench-maml-cheetah-{time.strftime('%H%M%S')}")
+    folder = run_dir or f"runs/bench-maml-cheetah-{time.strftime('%H%M%S')}"
+    if (Path(folder) / "checkpoints" / "last.pt").exists():
+        agent = MAML.resume(folder, progress=False, num_batches=batches, num_workers=workers)
+        print(f"[cheetah] resuming {folder} at batch {agent.step}", flush=True)
+    else:
+        agent = MAML(env="HalfCheetahDir-v0", seed=0, meta_batch_size=tasks, progress=False,
+                     num_batches=batches, num_workers=workers, output_folder=folder)
     start = time.perf_counter()
     with agent:
-        for _ in range(batches):
-            scalars, _ = agent.train_batch()
-            before = scalars["total_rewards/before_update"]
-            after = scalars["total_rewards/after_update"]
-            print(f"[cheetah] batch {agent.step}: before {before:8.2f}  after {after:8.2f}"
-                  f"  ({scalars['time/batch_seconds']:.1f} s)", flush=True)
-        print(f"[cheetah] {batches} batches of {tasks} tasks x 20 episodes in "
-              f"{time.perf_counter() - start:.0f} s; load: {load()}", flush=True)
-        curve = agent.adaptation_curve(tasks=tasks, grad_steps=1, episodes=20)
+        agent.learn()  # last.pt after every batch: an interrupted run resumes
+        for line in (Path(folder) / "progress.jsonl").read_text().splitlines():
+            record = json.loads(line)
+            if "total_rewards/before_update" in record:
+                print(f"[cheetah] batch {record['step']}: before "
+                      f"{record['total_rewards/before_update']:8.2f}  after "
+                      f"{record['total_rewards/after_update']:8.2f}  "
+                      f"({record['time/batch_seconds']:.1f} s)")
+        print(f"[cheetah] {agent.step} batches of {agent.config.meta_batch_size} tasks x 20 "
+              f"episodes; {time.perf_counter() - start:.0f} s this call; load: {load()}",
+              flush=True)
+        curve = agent.adaptation_curve(tasks=eval_tasks, grad_steps=1, episodes=20)
     for line in curve.table():
-        print(f"[cheetah] {tasks} new tasks, 20 episodes each, {line}")
-    print(f"[cheetah] load after: {load()}")
+        print(f"[cheetah] {eval_tasks} new tasks, 20 episodes each, {line}")
+    print(f"[cheetah] the MAML paper, after its full training: -50.7 before, 293 after one "
+          f"step; load after: {load()}")
 
 
 def workers(batches: int, tasks: int, counts: list[int], ray_address: str | None) -> None:
@@ -414,6 +426,10 @@ def main() -> None:
     parser.add_argument("--speed-batches", type=int, default=5)
     parser.add_argument("--cheetah-batches", type=int, default=10)
     parser.add_argument("--cheetah-tasks", type=int, default=10)
+    parser.add_argument("--cheetah-eval-tasks", type=int, default=40,
+                        help="cheetah: new tasks of the adaptation curve (the paper's 40)")
+    parser.add_argument("--cheetah-run-dir", default=None,
+                        help="cheetah: the run directory (resumed when it has a checkpoint)")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--worker-counts", default="1,2", metavar="N[,N...]",
                         help="workers: the numbers of sampler workers to time")
@@ -437,7 +453,8 @@ def main() -> None:
         seeds = [int(x) for x in args.seeds.split(",")] if args.seeds else [args.seed]
         paper(args.batches, Path(args.run_dir), seeds, args.config, test_lr)
     if "cheetah" in parts:
-        cheetah(args.cheetah_batches, args.cheetah_tasks, args.workers)
+        cheetah(args.cheetah_batches, args.cheetah_tasks, args.workers,
+                args.cheetah_eval_tasks, args.cheetah_run_dir)
     if "workers" in parts:
         workers(args.workers_batches, args.workers_tasks,
                 [int(n) for n in args.worker_counts.split(",")], args.ray_address)
