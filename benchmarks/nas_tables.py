@@ -30,7 +30,8 @@ CHECKPOINTS = (25, 50, 100)
 REPORT_SEED0 = 1000
 """Reported seeds start here; tuning seeds start at 0, so the two never overlap."""
 
-_RL_CHOICES = [{"gamma": g, "repeat_reward": r} for g in (0.99, 0.0) for r in (None, 0.0)]
+_RL_CHOICES = [*({"gamma": g, "repeat_reward": r} for g in (0.99, 0.0) for r in (None, 0.0)),
+               {"gamma": 0.0, "mutate_repeats": True}]
 GRIDS: dict[str, list[dict[str, Any]]] = {
     "evolution": [{"population": p, "sample_size": k, "distinct": d}
                   for p, k in ((10, 3), (20, 5), (40, 5)) for d in (False, True)],
@@ -58,13 +59,14 @@ def searcher_settings(searcher: str, setting: dict[str, Any]) -> Iterator[dict[s
     options: dict[str, Any] = {"searcher": agent,
                                "reward": "improvement" if searcher.endswith("improvement")
                                else "accuracy"}
+    nas_search.RL_ENV_DEFAULTS.clear()  # a setting names every env option it wants
     try:
         for key, value in setting.items():
             if key in ("population", "sample_size"):
                 options[key] = value
             elif key == "distinct":
                 nas_search.EVOLUTION_DEFAULTS[key] = value
-            elif key == "repeat_reward":
+            elif key in ("repeat_reward", "mutate_repeats"):
                 nas_search.RL_ENV_DEFAULTS.pop(key, None)
                 if value is not None:
                     nas_search.RL_ENV_DEFAULTS[key] = value
@@ -149,11 +151,20 @@ def describe(setting: dict[str, Any]) -> str:
 
 
 def leave_one_table_out(searchers: str | None, seeds: int, tune_seeds: int,
-                        tables: str | None, cache: str | None) -> None:
+                        tables: str | None, cache: str | None, tune_only: bool = False) -> None:
     names = tables.split(",") if tables else sorted(p.stem for p in SHIPPED.glob("*.npz"))
     chosen_searchers = searchers.split(",") if searchers else list(SEARCHERS)
     outcomes = Outcomes(cache)
     tuning, reported = range(tune_seeds), range(REPORT_SEED0, REPORT_SEED0 + seeds)
+    if tune_only:  # fill the cache with the tuning searches of `names`, a table at a time
+        for table in names:
+            for searcher in chosen_searchers:
+                for setting in GRIDS[searcher]:
+                    for seed in tuning:
+                        outcomes.get(searcher, setting, table, seed)
+            outcomes.save()
+            print(f"tuning searches on {table} done (load {load()})", flush=True)
+        return
     start = time.perf_counter()
     print(f"leave-one-table-out: {len(names)} tables, budget {BUDGET}, tuning seeds "
           f"0..{tune_seeds - 1}, reported seeds {reported[0]}..{reported[-1]}; load {load()}")
@@ -208,8 +219,8 @@ def targets(names: list[str], searchers: list[str],
     default = nas_search.NASConfig().searcher
     print("\ntargets (regret@50 / regret@100):")
     for held_out in names:
-        def r(searcher: str) -> np.ndarray:
-            return matrix[held_out, searcher][:, 1:3].mean(axis=0)
+        def r(searcher: str, table: str = held_out) -> np.ndarray:
+            return matrix[table, searcher][:, 1:3].mean(axis=0)
 
         lines = []
         if "ppo" in searchers and "evolution" in searchers:

@@ -17,6 +17,8 @@ from gymlab.nas.search_space import SearchSpace
 from gymlab.nas.trainer import METRIC_CAP, METRICS, CandidateResult, TrainSettings
 
 REWARDS = ("improvement", "accuracy")
+MUTATION_TRIES = 20
+"""mutate_repeats: draws of a one-layer change before a repeat is scored as it is."""
 
 
 class NASEnv(gym.Env):
@@ -36,7 +38,10 @@ class NASEnv(gym.Env):
     under an `objective` other than plain accuracy, its fitness / 100 for a feasible network
     and `failure_penalty` for one over a cap. With `repeat_reward`, a network this env (or
     the envs it `share`s with) already scored since its last seeded reset gets that reward
-    instead: repeating a network teaches a search nothing and spends its budget.
+    instead: repeating a network teaches a search nothing and spends its budget. With
+    `mutate_repeats`, such a network is replaced by an unseen one that differs in one layer
+    id (drawn at random), which is then scored: an agent that keeps choosing its best
+    network explores around it, as evolution does. `info["layer_ids"]` is what was scored.
 
     Networks are scored by an `Evaluator`: the one given as `evaluator`, or one built from
     dataset, data_dir, subset, space, epochs, train, cache_file and `evaluator`="train" or
@@ -55,7 +60,7 @@ class NASEnv(gym.Env):
                  train: TrainSettings | dict | None = None, cache_file: str | None = None,
                  evaluator: str | Evaluator = "train", table: str | None = None,
                  objective: dict[str, Any] | None = None, repeat_reward: float | None = None,
-                 render_mode: str | None = None) -> None:
+                 mutate_repeats: bool = False, render_mode: str | None = None) -> None:
         if layers <= 0:
             raise UserError(f"layers must be positive, got {layers}")
         if memory <= 0:
@@ -87,7 +92,7 @@ class NASEnv(gym.Env):
                                                                   baseline)
         self.objective = objective_of(objective)
         """What the accuracy reward follows (the search's objective)."""
-        self.repeat_reward = repeat_reward
+        self.repeat_reward, self.mutate_repeats = repeat_reward, mutate_repeats
         self._seen: set[tuple[str, ...]] = set()
         self.render_mode = render_mode
         n = len(self.space)
@@ -139,6 +144,8 @@ class NASEnv(gym.Env):
 
     def step(self, action: Any):
         ids = [int(i) for i in np.asarray(action).reshape(-1)]
+        if self.mutate_repeats and self.space.canonical(ids) in self._seen:
+            ids = self._unseen_neighbour(ids)
         result, hit = self.evaluator.evaluate(ids)
         self.last, self.last_cache_hit = result, hit
         self.stats["candidates"] += 1
@@ -157,13 +164,26 @@ class NASEnv(gym.Env):
             self._previous = result
         else:
             reward = self.failure_penalty
-        info = {"architecture": result.architecture, "built": result.ok, "reason": result.reason,
+        info = {"architecture": result.architecture, "layer_ids": ids,
+                "built": result.ok, "reason": result.reason,
                 "params": result.params, "flops": result.flops,
                 "best_valid_acc": result.best_valid_acc, "train_seconds": result.seconds}
         self.evaluator.answered(ids, result, hit, float(reward))
         if self.render_mode == "human":
             print(self.render_text())
         return self._obs(), float(reward), False, False, info
+
+    def _unseen_neighbour(self, ids: list[int]) -> list[int]:
+        """`ids` with one id changed at random, to a network not seen yet (`ids` itself
+        after MUTATION_TRIES draws that were all seen)."""
+        n = len(self.space)
+        for _ in range(MUTATION_TRIES if n > 1 else 0):
+            child = list(ids)
+            position = int(self.np_random.integers(self.layers))
+            child[position] = int((child[position] + self.np_random.integers(1, n)) % n)
+            if self.space.canonical(child) not in self._seen:
+                return child
+        return ids
 
     def _curve(self, result: CandidateResult, metric: str) -> np.ndarray:
         curve = np.clip(np.asarray(getattr(result, metric), np.float32), 0.0, METRIC_CAP)
