@@ -109,8 +109,9 @@ def run_seed_style_tutorial(seed: int) -> dict:
 
 
 def warm_up() -> None:
-    """Load the compiled kernel (numba import + on-disk cache, or a first compile) once, so
-    that the first timed run does not carry it; a CLI run pays it once per process."""
+    """Load the compiled kernel (the cached C build, or numba's import and cache; either may
+    compile first) once, so that the first timed run does not carry it; a CLI run pays it
+    once per process."""
     start = time.perf_counter()
     spec = MLPSpec((4, 16, 2), "relu")
     compiled.evaluate_cartpole(CartPoleBatch(10), spec, np.zeros((1, spec.n_params)),
