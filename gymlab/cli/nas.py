@@ -76,6 +76,9 @@ def build_table(args: argparse.Namespace) -> int:
     data = load_dataset(config.dataset, config.data_dir, config.subset)
     settings = TrainSettings(epochs=config.epochs, optimizer=config.optimizer,
                              seed=run_config.seed)
+    if config.device != "cpu" and torch.cuda.is_available():
+        print("note: build-table trains on the CPU; --device applies to searches",
+              file=sys.stderr)
     print(f"training {len(space) ** config.layers} architectures x {args.seeds} seeds",
           file=sys.stderr)
     path = build(args.out, space, data, config.layers, settings, args.seeds,
