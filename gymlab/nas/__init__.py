@@ -5,6 +5,7 @@ that drives it.
     evaluator.py    scores candidates: cache + cache.jsonl, workers/Ray, table lookups, halving
     search_space.py, builder.py, datasets.py, trainer.py     what a candidate is and how it trains
     table.py        every architecture of a small space trained once (lookups)
+    objective.py    a candidate's fitness: accuracy, or accuracy vs size under caps; Pareto
     searchers.py    ask/tell proposers (regularized evolution, random); halving.py
     search.py       NASSearch, the search as a gymlab Algorithm; results.py; report.py
 
