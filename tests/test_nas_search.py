@@ -107,3 +107,137 @@ def test_a_search_written_before_the_run_lifecycle_resumes(tmp_path):
         search.learn()
     assert search.outcome == "completed" and search.step == 5
     assert search.run_config.seed == 1 and search.run_config.env == "gymlab/NAS-v0"
+
+
+# -- shipped tables, searcher designs ---------------------------------------------------------
+
+SHIPPED_TABLES = sorted(p.stem for p in __import__("gymlab.nas.table", fromlist=["SHIPPED"])
+                        .SHIPPED.glob("*.npz"))
+
+
+def test_the_package_ships_tables_of_several_spaces_data_sets_and_trainings():
+    from gymlab.nas.table import ArchitectureTable
+
+    metas = [ArchitectureTable(name).meta for name in SHIPPED_TABLES]
+    assert len(metas) >= 4
+    assert len({m["space_name"] for m in metas}) >= 3
+    assert len({m["dataset"] for m in metas}) >= 2
+    assert len({m["layers"] for m in metas}) >= 2
+    assert len({(m["settings"]["epochs"], m["settings"]["optimizer"]) for m in metas}) >= 3
+
+
+@pytest.mark.parametrize("name", SHIPPED_TABLES)
+def test_each_shipped_table_is_small_records_its_settings_and_searches(name):
+    from gymlab.nas.table import SHIPPED, ArchitectureTable
+
+    assert (SHIPPED / f"{name}.npz").stat().st_size <= 1_000_000
+    table = ArchitectureTable(name)
+    assert table.n_seeds >= 2 and table.meta["seeds"] == table.n_seeds
+    settings = table.meta["settings"]
+    assert table.curves["valid_acc"].shape == (len(table.space) ** table.layers, table.n_seeds,
+                                               settings["epochs"])
+    assert {"optimizer", "lr", "batch_size", "seed"} <= set(settings)
+    assert table.meta["dataset"] and table.built.any()
+    with NASSearch(evaluator="table", table=name, layers=table.layers, budget=8,
+                   logdir=None, progress=False) as search:
+        search.learn()
+    assert search.result.best.result.best_valid_acc > 0
+
+
+def test_distinct_evolution_proposes_no_network_twice():
+    from gymlab.nas.search_space import SPACES
+    from gymlab.nas.searchers import RegularizedEvolution
+
+    space = SPACES["default"]
+
+    def proposals(distinct: bool) -> list[tuple[str, ...]]:
+        evo = RegularizedEvolution(len(space), 2, seed=0, population_size=4, sample_size=2,
+                                   distinct=distinct, key=space.canonical)
+        keys = []
+        for i in range(30):
+            ids = evo.ask()
+            keys.append(space.canonical(ids))
+            evo.tell(ids, float(i % 7))
+        return keys
+
+    assert len(set(proposals(False))) < 30  # mutations of the fittest come back to it
+    assert len(set(proposals(True))) == 30
+
+
+def test_a_repeated_network_gets_the_repeat_reward_in_every_env_sharing_the_memory():
+    from gymlab.nas.env import NASEnv
+
+    a = NASEnv(evaluator="table", layers=3, reward="accuracy", repeat_reward=-0.5)
+    b = NASEnv(evaluator=a.evaluator, layers=3, reward="accuracy", repeat_reward=-0.5)
+    seen: set = set()
+    a.share(a.evaluator, seen)
+    b.share(a.evaluator, seen)
+    a.reset(seed=0)
+    b.reset(seed=0)
+    first = a.step([0, 6, 8])[1]
+    assert 0 < first <= 1
+    assert b.step([0, 8, 6])[1] == -0.5  # the same network (its `none` elsewhere)
+    assert b.step([0, 8, 7])[1] > 0  # a new one
+    a.reset(seed=0)  # a seeded reset forgets what was seen
+    assert a.step([0, 6, 8])[1] == first
+    plain = NASEnv(evaluator=a.evaluator, layers=3, reward="accuracy")
+    plain.reset(seed=0)
+    assert plain.step([0, 6, 8])[1] == plain.step([0, 6, 8])[1] == first
+
+
+def test_the_accuracy_reward_follows_the_searchs_objective():
+    import math
+
+    from gymlab.nas.env import NASEnv
+
+    plain = NASEnv(evaluator="table", layers=3, reward="accuracy")
+    plain.reset(seed=0)
+    accuracy = plain.step([0, 6, 8])[1]
+    result = plain.last
+    tradeoff = NASEnv(evaluator=plain.evaluator, layers=3, reward="accuracy",
+                      objective={"objective": "tradeoff", "params_weight": 2.0})
+    tradeoff.reset(seed=0)
+    assert tradeoff.step([0, 6, 8])[1] == pytest.approx(
+        accuracy - 2.0 * math.log10(result.params) / 100)
+    capped = NASEnv(evaluator=plain.evaluator, layers=3, reward="accuracy",
+                    failure_penalty=-0.7, objective={"max_params": result.params - 1})
+    capped.reset(seed=0)
+    assert capped.step([0, 6, 8])[1] == -0.7
+    with pytest.raises(UserError, match="unknown setting"):
+        NASEnv(evaluator=plain.evaluator, layers=3, objective={"max_parms": 3})
+
+
+@pytest.mark.parametrize("searcher", ["evolution", "ppo"])
+def test_the_searcher_is_told_the_objectives_fitness(monkeypatch, searcher):
+    from gymlab.nas import searchers
+
+    told = []
+    monkeypatch.setattr(searchers.RegularizedEvolution, "tell",
+                        lambda self, ids, fitness: told.append(fitness))
+    with NASSearch(**TABLE, searcher=searcher, budget=8, population=3, sample_size=2,
+                   objective="tradeoff", params_weight=3.0, logdir=None) as search:
+        search.learn()
+    fitness = [search.fitness(c.result) for c in search.result.candidates]
+    assert min(fitness) < max(fitness) < 100 - 3.0 * 2  # size costs: below plain accuracy
+    if searcher == "evolution":
+        assert told == fitness
+    else:
+        assert [c.reward for c in search.result.candidates] == pytest.approx(
+            [f / 100 for f in fitness])
+    assert search.result.best.result is max(search.result.candidates,
+                                            key=lambda c: search.fitness(c.result)).result
+
+
+def test_mutate_repeats_scores_an_unseen_neighbour_instead_of_a_repeat():
+    from gymlab.nas.env import NASEnv
+
+    env = NASEnv(evaluator="table", layers=3, reward="accuracy", mutate_repeats=True)
+    env.reset(seed=0)
+    first = env.step([0, 6, 8])[4]
+    assert first["layer_ids"] == [0, 6, 8]
+    scored = [env.step([0, 6, 8])[4]["layer_ids"] for _ in range(5)]  # the same proposal
+    keys = {env.space.canonical(ids) for ids in [[0, 6, 8], *scored]}
+    assert len(keys) == 6  # each one new
+    assert all(sum(a != b for a, b in zip(ids, [0, 6, 8])) == 1 for ids in scored)
+    env.reset(seed=0)
+    assert env.step([0, 6, 8])[4]["layer_ids"] == [0, 6, 8]  # a seeded reset forgets
