@@ -40,20 +40,26 @@ ENV_ID = "gymlab/NAS-v0"
 
 RL_SEARCHER_DEFAULTS: dict[str, dict[str, Any]] = {
     # one env step is one trained network: short rollouts, or PPO's first update would come
-    # after thousands of candidates and it would only ever be random search
+    # after thousands of candidates and it would only ever be random search. gamma 0: a
+    # network's reward does not depend on the networks proposed after it, so discounted
+    # later rewards only add noise to its value
     "ppo": {"num_steps": 8, "num_minibatches": 2, "update_epochs": 4,
             "learning_rate": 3e-3, "ent_coef": 0.01, "hidden_sizes": (64,), "anneal_lr": False,
-            "normalize_reward": True},
+            "normalize_reward": True, "gamma": 0.0},
     "dqn": {"learning_starts": 20, "batch_size": 16, "train_freq": 1, "gradient_steps": 1,
             "target_update_interval": 10, "exploration_fraction": 0.5,
-            "exploration_final_eps": 0.1, "buffer_size": 10_000, "hidden_sizes": (64,)},
+            "exploration_final_eps": 0.1, "buffer_size": 10_000, "hidden_sizes": (64,),
+            "gamma": 0.0},
 }
+"""Chosen by leave-one-table-out (benchmarks/nas_search.py --part tables)."""
 
-RL_ENV_DEFAULTS: dict[str, Any] = {}
-"""The RL searchers' environment settings under the run's env_kwargs."""
+RL_ENV_DEFAULTS: dict[str, Any] = {"mutate_repeats": True}
+"""The RL searchers' environment settings under the run's env_kwargs: an agent that keeps
+proposing its best network gets a new neighbour of it scored instead of a cache hit."""
 
-EVOLUTION_DEFAULTS: dict[str, Any] = {"distinct": False}
-"""RegularizedEvolution's settings besides population and sample size."""
+EVOLUTION_DEFAULTS: dict[str, Any] = {"distinct": True}
+"""RegularizedEvolution's settings besides population and sample size: no repeated
+proposals (a repeat spends budget and teaches nothing)."""
 
 LEADERBOARD_KEPT = 10
 """Leaderboard rows a checkpoint keeps (what `gymlab eval` prints)."""
@@ -166,7 +172,8 @@ class NASSearch(Algorithm):
         else:
             from gymlab.agents.dqn import DQN as Agent
 
-        agent = Agent(ENV_ID, env_kwargs={**RL_ENV_DEFAULTS, **self.env_kwargs()}, seed=self.run_config.seed,
+        agent = Agent(ENV_ID, env_kwargs={**RL_ENV_DEFAULTS, **self.env_kwargs()},
+                      seed=self.run_config.seed,
                       eval_every=0, progress=False, logdir=None,
                       total_steps=self.progress_total(),
                       **rl_searcher_settings(self.config.searcher, self.config.round_size))
