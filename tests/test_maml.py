@@ -38,7 +38,7 @@ from gymlab.agents.maml.samplers import VectorEnvBatch, rollout
 from gymlab.agents.maml.trpo import conjugate_gradient, flat, line_search, set_flat
 from gymlab.core.checkpoints import load_checkpoint, save_checkpoint
 from gymlab.core.config import to_dict
-from gymlab.envs.navigation import NavigationBatch
+from gymlab.envs.navigation_batch import NavigationBatch
 from tests.test_cli import assert_one_line_error, run_main
 
 TINY = {"meta_batch_size": 3, "fast_batch_size": 4, "num_batches": 2, "progress": False}

@@ -4,7 +4,7 @@
 fast.sampling_policy); what it steps is a batch environment with `reset(tasks, episodes,
 seeds)` and `step(actions)`:
 
-- `NavigationBatch` (gymlab.envs.navigation): 2D navigation as one tensor program;
+- `NavigationBatch` (gymlab.envs.navigation_batch): 2D navigation as one tensor program;
 - `VectorEnvBatch`: any task family through gymnasium's SyncVectorEnv, the K x B
   environments split into parts (`EnvChunk`s): this process steps the first part and
   `num_workers - 1` worker processes the others, or one Ray actor steps each part. The

@@ -103,7 +103,7 @@ class MAML(Algorithm):
         if key not in self._samplers:
             if self.env_id == FAMILIES["Navigation2D-v0"] and set(self.run_config.env_kwargs) <= {
                     "low", "high"}:
-                from gymlab.envs.navigation import NavigationBatch
+                from gymlab.envs.navigation_batch import NavigationBatch
 
                 horizon = self.config.max_episode_steps or self.family.spec.max_episode_steps
                 self._samplers[key] = NavigationBatch(self.device, int(horizon))
