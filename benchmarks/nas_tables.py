@@ -32,11 +32,15 @@ REPORT_SEED0 = 1000
 
 _RL_CHOICES = [*({"gamma": g, "repeat_reward": r} for g in (0.99, 0.0) for r in (None, 0.0)),
                {"gamma": 0.0, "mutate_repeats": True}]
+_PPO_CHOICES = [*_RL_CHOICES, *({"gamma": 0.0, "mutate_repeats": True, **step}
+                                for step in ({"learning_rate": 1e-2}, {"ent_coef": 0.0},
+                                             {"learning_rate": 1e-2, "ent_coef": 0.0},
+                                             {"num_steps": 4}, {"update_epochs": 10}))]
 GRIDS: dict[str, list[dict[str, Any]]] = {
     "evolution": [{"population": p, "sample_size": k, "distinct": d}
                   for p, k in ((10, 3), (20, 5), (40, 5)) for d in (False, True)],
     "random": [{}],
-    "ppo": _RL_CHOICES,
+    "ppo": _PPO_CHOICES,
     "ppo-improvement": _RL_CHOICES,
     "dqn": _RL_CHOICES,
 }
