@@ -80,12 +80,3 @@ class Navigation2DEnv(gym.Env):
         reward = -np.sqrt(dx * dx + dy * dy)
         terminated = bool(np.abs(dx) < GOAL_TOLERANCE and np.abs(dy) < GOAL_TOLERANCE)
         return self._state.copy(), float(reward), terminated, False, {"task": dict(self.task)}
-
-
-def __getattr__(name: str) -> Any:
-    # NavigationBatch (torch) lives apart, so that making the gymnasium env imports no torch
-    if name == "NavigationBatch":
-        from gymlab.envs.navigation_batch import NavigationBatch
-
-        return NavigationBatch
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
