@@ -209,6 +209,8 @@ def main() -> None:
     parser.add_argument("--tables", default=None,
                         help="tables: comma-separated shipped tables (default: all)")
     parser.add_argument("--cache", default=None, help="tables: JSON file of search outcomes")
+    parser.add_argument("--tune-only", action="store_true",
+                        help="tables: only run the tuning searches (to fill --cache)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     seeds = list(range(args.seeds))
@@ -216,18 +218,20 @@ def main() -> None:
     if args.part == "throughput":
         throughput(args.budget or 48)
     elif args.part == "table":
-        table_quality((args.searchers or "ppo,dqn,evolution,random").split(","), seeds, args.budget or 500, args.reward)
+        table_quality((args.searchers or "ppo,dqn,evolution,random").split(","), seeds,
+                      args.budget or 500, args.reward)
     elif args.part == "tables":
         from nas_tables import leave_one_table_out
 
         leave_one_table_out(args.searchers, args.seeds, args.tune_seeds, args.tables,
-                            args.cache)
+                            args.cache, args.tune_only)
     elif args.part == "halving":
         halving(seeds, args.budget or 48)
     elif args.part == "cost":
         cost(args.budget or 5, 15_000)
     else:
-        live((args.searchers or "ppo,dqn,evolution,random").split(","), seeds, args.budget or 300, args.workers)
+        live((args.searchers or "ppo,dqn,evolution,random").split(","), seeds,
+             args.budget or 300, args.workers)
 
 
 if __name__ == "__main__":
