@@ -45,8 +45,8 @@ def eval_parser() -> Parser:
                     help="episodes per task and step (default: 40)")
     ev.add_argument("--fast-lr", metavar="LR[,LR...]", default=None,
                     help="step size of the gradient steps: one for all, or one per step, "
-                         "the last repeated (default: the run's fast_lr; the MAML authors' "
-                         "test halved it after the first step: 0.5,0.25)")
+                         "the last repeated (default: the run's fast_lr for the steps it was "
+                         "trained with, then halved at each further step)")
     ev.add_argument("--checkpoint", choices=("best", "last"), default="best",
                     help="which checkpoint of the run (default: best)")
     ev.add_argument("--seed", type=int, default=None,

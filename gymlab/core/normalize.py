@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import torch
 
 
 class RunningMeanStd:
@@ -29,6 +28,8 @@ class RunningMeanStd:
         self.count = total
 
     def state_dict(self) -> dict[str, Any]:
+        import torch  # here, so that GA/ES runs that never checkpoint torch tensors skip its import
+
         return {"mean": torch.from_numpy(np.array(self.mean)),
                 "var": torch.from_numpy(np.array(self.var)), "count": float(self.count)}
 
@@ -71,6 +72,8 @@ class RewardScaler:
         return np.clip(scaled, -self.clip, self.clip).astype(np.float32)
 
     def state_dict(self) -> dict[str, Any]:
+        import torch
+
         return {**self.stats.state_dict(), "returns": torch.from_numpy(self.returns.copy())}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:

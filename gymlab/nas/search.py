@@ -220,8 +220,8 @@ class NASSearch(Algorithm):
         result.outcome, result.exit_code = self.outcome, self.exit_code
         best = result.best
         print(f"{len(result.candidates)} candidates in {time.perf_counter() - self.started:.1f}s"
-              f", {self.counts['hits']} cache hits, {self.counts['failed']} not built; best "
-              f"valid accuracy {best.result.best_valid_acc:.2f}%: {best.result.architecture}"
+              f", {self.counts['hits']} cache hits, {self.counts['failed']} not built or over a "
+              f"cap; best valid accuracy {best.result.best_valid_acc:.2f}%: {best.result.architecture}"
               if best else "no candidate could be built", file=sys.stderr)
         if (best is not None and self.config.retrain_best > 0 and evaluator.data is not None
                 and self.outcome in ("completed", "solved")):
