@@ -221,7 +221,8 @@ class NASSearch(Algorithm):
         best = result.best
         print(f"{len(result.candidates)} candidates in {time.perf_counter() - self.started:.1f}s"
               f", {self.counts['hits']} cache hits, {self.counts['failed']} not built or over a "
-              f"cap; best valid accuracy {best.result.best_valid_acc:.2f}%: {best.result.architecture}"
+              f"cap; best valid accuracy {best.result.best_valid_acc:.2f}%: "
+              f"{best.result.architecture}"
               if best else "no candidate could be built", file=sys.stderr)
         if (best is not None and self.config.retrain_best > 0 and evaluator.data is not None
                 and self.outcome in ("completed", "solved")):
