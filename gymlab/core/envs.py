@@ -81,13 +81,9 @@ def make_env(env_id: str, render_mode: str | None = None,
     check_env_id(env_id)
     options = dict(kwargs or {})
     limit = gym.spec(registered_id(env_id)).max_episode_steps
+    cut_at = None
     if "max_episode_steps" not in options and limit is None:
-        options["max_episode_steps"] = DEFAULT_TIME_LIMIT
-        if env_id not in _noted_without_limit:
-            _noted_without_limit.add(env_id)
-            print(f"note: {env_id} has no time limit; its episodes end after "
-                  f"{DEFAULT_TIME_LIMIT:,} steps (env_kwargs {{\"max_episode_steps\": N}} "
-                  "sets another)", file=sys.stderr)
+        options["max_episode_steps"] = cut_at = DEFAULT_TIME_LIMIT
     if render_mode is not None:
         options["render_mode"] = render_mode
     try:
@@ -100,17 +96,19 @@ def make_env(env_id: str, render_mode: str | None = None,
         if "argument" not in str(exc):
             raise
         raise UserError(f"{env_id}: {exc}") from None
-    return NamedFailures(env, env_id)
+    return NamedFailures(env, env_id, cut_at)
 
 
 class NamedFailures(gym.Wrapper):
     """Re-raises an exception from the environment's reset or step as an EnvError whose
     message names the environment id and the episode's step (gymlab's own UserErrors pass
-    through unchanged)."""
+    through unchanged). Given `cut_at`, the time limit gymlab set, it notes once per process,
+    when an episode is first cut there, that the limit is gymlab's: a note at construction
+    would come before the one-line error of a run that never steps."""
 
-    def __init__(self, env: gym.Env, env_id: str) -> None:
+    def __init__(self, env: gym.Env, env_id: str, cut_at: int | None = None) -> None:
         super().__init__(env)
-        self.env_id = env_id
+        self.env_id, self.cut_at = env_id, cut_at
         self.episode_step = 0
 
     def reset(self, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
@@ -126,13 +124,24 @@ class NamedFailures(gym.Wrapper):
     def step(self, action: Any) -> tuple[Any, Any, bool, bool, dict[str, Any]]:
         self.episode_step += 1
         try:
-            return self.env.step(action)
+            result = self.env.step(action)
         except (UserError, EnvError):
             raise
         except Exception as exc:
             raise EnvError(f"environment {self.env_id} failed at step {self.episode_step} of "
                            f"an episode: {_describe(exc)}", self.env_id,
                            self.episode_step) from exc
+        if self.episode_step == self.cut_at and result[3]:
+            note_default_time_limit(self.env_id, self.cut_at)
+        return result
+
+
+def note_default_time_limit(env_id: str, limit: int) -> None:
+    if env_id not in _noted_without_limit:
+        _noted_without_limit.add(env_id)
+        print(f"note: {env_id} has no time limit; gymlab ended an episode after {limit:,} "
+              "steps (env_kwargs {\"max_episode_steps\": N} sets another limit)",
+              file=sys.stderr)
 
 
 def _describe(exc: BaseException) -> str:
