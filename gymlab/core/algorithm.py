@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import json
-import random
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, TypeVar
@@ -99,10 +97,7 @@ class Algorithm(ABC):
 
     def _setup(self, run_config: RunConfig, config: Any) -> None:
         self.run_config, self.config = run_config, config
-        if self.uses_torch:
-            seed_everything(run_config.seed, run_config.torch_threads)
-        else:
-            _seed_python_and_numpy(run_config.seed)
+        seed_everything(run_config.seed, run_config.torch_threads, torch=self.uses_torch)
         self.step = 0
         self.run: RunDir | None = None
         self.session: Session | None = None
@@ -226,8 +221,7 @@ class Algorithm(ABC):
         if full:
             session = self.session.state() if self.session else self.session_state
             payload["state"] = {**self._training_state(), "session": session,
-                                "global_rng": rng_states() if self.uses_torch
-                                else _python_and_numpy_states()}
+                                "global_rng": rng_states(torch=self.uses_torch)}
         return payload
 
     def save(self, path: str | Path) -> None:
@@ -272,10 +266,7 @@ class Algorithm(ABC):
         agent._load(data["weights"], state)
         if state is not None:
             agent.session_state = state["session"]
-            if "torch" in state["global_rng"]:
-                set_rng_states(state["global_rng"])
-            else:
-                _set_python_and_numpy_states(state["global_rng"])
+            set_rng_states(state["global_rng"])
         return agent
 
     @classmethod
@@ -292,30 +283,3 @@ class Algorithm(ABC):
         agent.run = run
         agent._resuming = True
         return agent
-
-
-
-# The global generators of an algorithm that does not use torch, as core.seeding keeps them
-# for the others (there with torch's).
-def _seed_python_and_numpy(seed: int) -> None:
-    import numpy as np
-
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-
-
-def _python_and_numpy_states() -> dict[str, Any]:
-    import numpy as np
-
-    state = np.random.get_state(legacy=False)
-    return {"python": json.dumps(random.getstate()),
-            "numpy": json.dumps({**state, "state": {k: int(v) if k == "pos" else v.tolist()
-                                                    for k, v in state["state"].items()}})}
-
-
-def _set_python_and_numpy_states(states: dict[str, Any]) -> None:
-    import numpy as np
-
-    version, internal, gauss = json.loads(states["python"])
-    random.setstate((version, tuple(internal), gauss))
-    np.random.set_state(json.loads(states["numpy"]))
