@@ -395,6 +395,13 @@ def test_cli_nas_build_table(tmp_path, capsys):
                               "1", "--subset", "100", "build-table", "--out",
                               str(tmp_path / "t.npz"), "--seeds", "1")
     assert code == 0 and (tmp_path / "t.npz").exists(), err
+    if not torch.cuda.is_available():  # build-table trains on --device like a search
+        from tests.test_cli import assert_one_line_error
+
+        code, _, err = run_main(capsys, "nas", "--device", "cuda", "build-table", "--out",
+                                str(tmp_path / "u.npz"))
+        assert code == 2 and "device cuda" in err and not (tmp_path / "u.npz").exists()
+        assert_one_line_error(err)
 
 
 def test_cli_nas_bad_input(tmp_path, capsys):

@@ -60,6 +60,7 @@ def run(args: argparse.Namespace) -> int:
 def build_table(args: argparse.Namespace) -> int:
     from gymlab.core.algorithm import resolve_configs
     from gymlab.nas.datasets import load_dataset
+    from gymlab.nas.evaluator import resolve_device
     from gymlab.nas.search_space import load_space
     from gymlab.nas.table import build_table as build
     from gymlab.nas.trainer import TrainSettings
@@ -76,12 +77,10 @@ def build_table(args: argparse.Namespace) -> int:
     data = load_dataset(config.dataset, config.data_dir, config.subset)
     settings = TrainSettings(epochs=config.epochs, optimizer=config.optimizer,
                              seed=run_config.seed)
-    if config.device != "cpu" and torch.cuda.is_available():
-        print("note: build-table trains on the CPU; --device applies to searches",
-              file=sys.stderr)
+    device = resolve_device(config.device)
     print(f"training {len(space) ** config.layers} architectures x {args.seeds} seeds",
           file=sys.stderr)
     path = build(args.out, space, data, config.layers, settings, args.seeds,
-                 usable_workers(config.workers))
+                 usable_workers(config.workers), device)
     print(f"wrote {path}")
     return 0

@@ -72,8 +72,10 @@ class ArchitectureTable:
 
 
 def build_table(out: str | Path, space: SearchSpace, data: Dataset, layers: int,
-                settings: TrainSettings, seeds: int = 2, workers: int = 1) -> Path:
-    """Train every `layers`-long id list of `space` with each of `seeds` training seeds."""
+                settings: TrainSettings, seeds: int = 2, workers: int = 1,
+                device: str = "cpu") -> Path:
+    """Train every `layers`-long id list of `space` with each of `seeds` training seeds, on
+    `device` (cpu or cuda)."""
     n = len(space)
     lists = [list(ids) for ids in itertools.product(range(n), repeat=layers)]
     shape = (len(lists), seeds)
@@ -85,7 +87,7 @@ def build_table(out: str | Path, space: SearchSpace, data: Dataset, layers: int,
     reasons: dict[str, str] = {}
     for s in range(seeds):
         seeded = TrainSettings(**{**asdict(settings), "seed": settings.seed + s})
-        with CandidatePool(workers, space, data, seeded) as pool:
+        with CandidatePool(workers, space, data, seeded, device=device) as pool:
             for start in range(0, len(lists), 64):
                 for i, r in enumerate(pool.map(lists[start : start + 64]), start):
                     built[i, s] = r.ok
