@@ -35,7 +35,10 @@ _RL_CHOICES = [*({"gamma": g, "repeat_reward": r} for g in (0.99, 0.0) for r in 
 _PPO_CHOICES = [*_RL_CHOICES, *({"gamma": 0.0, "mutate_repeats": True, **step}
                                 for step in ({"learning_rate": 1e-2}, {"ent_coef": 0.0},
                                              {"learning_rate": 1e-2, "ent_coef": 0.0},
-                                             {"num_steps": 4}, {"update_epochs": 10}))]
+                                             {"num_steps": 4}, {"update_epochs": 10})),
+                *({"gamma": 0.0, "mutate_repeats": True, "edit_elites": k, **step}
+                  for k, step in ((3, {}), (5, {}), (10, {}), (5, {"ent_coef": 0.0}),
+                                  (5, {"update_epochs": 10})))]
 GRIDS: dict[str, list[dict[str, Any]]] = {
     "evolution": [{"population": p, "sample_size": k, "distinct": d}
                   for p, k in ((10, 3), (20, 5), (40, 5)) for d in (False, True)],
@@ -45,9 +48,12 @@ GRIDS: dict[str, list[dict[str, Any]]] = {
     "dqn": _RL_CHOICES,
 }
 """Per searcher, the settings leave-one-out chooses among: NASConfig fields (population,
-sample_size), EVOLUTION_DEFAULTS (distinct), the agents' config (gamma) and the RL env's
-repeat_reward."""
+sample_size), EVOLUTION_DEFAULTS (distinct), the agents' config (gamma, ...) and the RL
+env's (ENV_OPTIONS). PPO's grid holds both of its designs: proposing every layer id, and
+editing one of the `edit_elites` best networks so far (gymlab.nas.elites)."""
 SEARCHERS = tuple(GRIDS)
+ENV_OPTIONS = ("repeat_reward", "mutate_repeats", "edit_elites")
+"""The grids' settings that are the RL environment's (RL_ENV_DEFAULTS), not the agent's."""
 
 
 def load() -> str:
@@ -58,22 +64,23 @@ def load() -> str:
 def searcher_settings(searcher: str, setting: dict[str, Any]) -> Iterator[dict[str, Any]]:
     """The search options of `setting`; the module defaults it names are set meanwhile."""
     agent = searcher.split("-")[0]
-    saved = (dict(nas_search.EVOLUTION_DEFAULTS), dict(nas_search.RL_ENV_DEFAULTS),
+    saved = (dict(nas_search.EVOLUTION_DEFAULTS),
+             {k: dict(v) for k, v in nas_search.RL_ENV_DEFAULTS.items()},
              {k: dict(v) for k, v in nas_search.RL_SEARCHER_DEFAULTS.items()})
     options: dict[str, Any] = {"searcher": agent,
                                "reward": "improvement" if searcher.endswith("improvement")
                                else "accuracy"}
-    nas_search.RL_ENV_DEFAULTS.clear()  # a setting names every env option it wants
+    env_defaults = nas_search.RL_ENV_DEFAULTS.setdefault(agent, {})
+    env_defaults.clear()  # a setting names every env option it wants
     try:
         for key, value in setting.items():
             if key in ("population", "sample_size"):
                 options[key] = value
             elif key == "distinct":
                 nas_search.EVOLUTION_DEFAULTS[key] = value
-            elif key in ("repeat_reward", "mutate_repeats"):
-                nas_search.RL_ENV_DEFAULTS.pop(key, None)
+            elif key in ENV_OPTIONS:
                 if value is not None:
-                    nas_search.RL_ENV_DEFAULTS[key] = value
+                    env_defaults[key] = value
             else:
                 nas_search.RL_SEARCHER_DEFAULTS[agent][key] = value
         yield options

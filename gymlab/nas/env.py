@@ -11,6 +11,7 @@ import numpy as np
 
 from gymlab.core.errors import UserError
 from gymlab.nas.datasets import Dataset
+from gymlab.nas.elites import Elites
 from gymlab.nas.evaluator import Evaluator
 from gymlab.nas.objective import Objective
 from gymlab.nas.search_space import SearchSpace
@@ -43,6 +44,12 @@ class NASEnv(gym.Env):
     id (drawn at random), which is then scored: an agent that keeps choosing its best
     network explores around it, as evolution does. `info["layer_ids"]` is what was scored.
 
+    With `edit_elites=k` the action edits a good network instead (gymlab.nas.elites):
+    MultiDiscrete([k + 1, layers, len(space)]), the rank of one of the k best networks
+    scored since the last seeded reset (k: a random network), a position and the id to put
+    there; the observation adds `elites` [k, layers] and their `elite_scores` [k] (the
+    accuracy reward's value, 0 for an empty row).
+
     Networks are scored by an `Evaluator`: the one given as `evaluator`, or one built from
     dataset, data_dir, subset, space, epochs, train, cache_file and `evaluator`="train" or
     "table" (with `table`). The evaluator's space and epochs are the env's.
@@ -60,7 +67,8 @@ class NASEnv(gym.Env):
                  train: TrainSettings | dict | None = None, cache_file: str | None = None,
                  evaluator: str | Evaluator = "train", table: str | None = None,
                  objective: dict[str, Any] | None = None, repeat_reward: float | None = None,
-                 mutate_repeats: bool = False, render_mode: str | None = None) -> None:
+                 mutate_repeats: bool = False, edit_elites: int = 0,
+                 render_mode: str | None = None) -> None:
         if layers <= 0:
             raise UserError(f"layers must be positive, got {layers}")
         if memory <= 0:
@@ -72,6 +80,9 @@ class NASEnv(gym.Env):
             raise UserError(f"metrics must be some of {', '.join(METRICS)}, got {list(metrics)}")
         if reward not in REWARDS:
             raise UserError(f"reward must be one of {', '.join(REWARDS)}, got {reward!r}")
+        if edit_elites < 0:
+            raise UserError(f"edit_elites must be 0 (propose layer ids) or positive, got "
+                            f"{edit_elites}")
         if reward_factors is not None and len(reward_factors) != len(metrics):
             raise UserError("reward_factors needs one factor per metric")
         if not isinstance(evaluator, Evaluator):
@@ -96,12 +107,20 @@ class NASEnv(gym.Env):
         self._seen: set[tuple[str, ...]] = set()
         self.render_mode = render_mode
         n = len(self.space)
-        self.action_space = gym.spaces.MultiDiscrete([n] * layers)
-        self.observation_space = gym.spaces.Dict({
+        self.elites = (Elites(edit_elites, layers, n, key=self.space.canonical)
+                       if edit_elites else None)
+        self.action_space = gym.spaces.MultiDiscrete(
+            self.elites.nvec() if self.elites else [n] * layers)
+        spaces: dict[str, gym.Space] = {
             "architectures": gym.spaces.Box(0, n, (memory, layers), np.float32),
             "metrics": gym.spaces.Box(0, METRIC_CAP, (memory, len(self.metrics), self.epochs),
                                       np.float32),
-        })
+        }
+        if self.elites:
+            spaces["elites"] = gym.spaces.Box(0, n, (edit_elites, layers), np.float32)
+            # an objective's fitness / 100 is at most 1, and far below 0 only with absurd weights
+            spaces["elite_scores"] = gym.spaces.Box(-100.0, 1.0, (edit_elites,), np.float32)
+        self.observation_space = gym.spaces.Dict(spaces)
         # Cache hits are counted here, not in `info`: gymnasium's checker demands the same
         # info for the same seed and actions, and a repeated step is a cache hit.
         self.stats = {"candidates": 0, "cache_hits": 0, "failures": 0, "train_seconds": 0.0}
@@ -117,15 +136,21 @@ class NASEnv(gym.Env):
     def epochs(self) -> int:
         return self.evaluator.epochs
 
-    def share(self, evaluator: Evaluator, seen: set[tuple[str, ...]] | None = None) -> None:
+    def share(self, evaluator: Evaluator, seen: set[tuple[str, ...]] | None = None,
+              elites: Elites | None = None) -> None:
         """Score networks with `evaluator` from now on: the envs of one search share one, so
         none trains a network another already trained, and its callback sees every step.
-        With `seen`, the envs also share which networks count as repeats (`repeat_reward`)."""
+        With `seen`, the envs also share which networks count as repeats (`repeat_reward`);
+        with `elites` (edit actions), which networks are the best so far."""
         if evaluator.space != self.space or evaluator.epochs != self.epochs:
             raise ValueError("a shared evaluator must have the env's space and epochs")
         self.evaluator = evaluator
         if seen is not None:
             self._seen = seen
+        if elites is not None and self.elites is not None:
+            if elites.nvec() != self.elites.nvec():
+                raise ValueError("shared elites must have the env's edit_elites")
+            self.elites = elites
 
     def _reset_memory(self) -> None:
         self._architectures = np.full((self.memory, self.layers), len(self.space), np.float32)
@@ -133,9 +158,15 @@ class NASEnv(gym.Env):
         self._previous: CandidateResult | None = None
         self._accuracies: list[float] = []
         self._seen.clear()
+        self._proposal: tuple[bytes, list[int]] | None = None
+        if self.elites:
+            self.elites.clear()
 
     def _obs(self) -> dict[str, np.ndarray]:
-        return {"architectures": self._architectures.copy(), "metrics": self._metrics.copy()}
+        obs = {"architectures": self._architectures.copy(), "metrics": self._metrics.copy()}
+        if self.elites:
+            obs["elites"], obs["elite_scores"] = self.elites.observation(len(self.space))
+        return obs
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
@@ -143,7 +174,9 @@ class NASEnv(gym.Env):
         return self._obs(), {}
 
     def step(self, action: Any):
-        ids = [int(i) for i in np.asarray(action).reshape(-1)]
+        ids = self.propose(action)
+        self._proposal = None
+        # checked here, not in propose: another env of the round may have just scored it
         if self.mutate_repeats and self.space.canonical(ids) in self._seen:
             ids = self._unseen_neighbour(ids)
         result, hit = self.evaluator.evaluate(ids)
@@ -162,6 +195,8 @@ class NASEnv(gym.Env):
             self._architectures[-1] = ids
             self._metrics[-1] = [self._curve(result, m) for m in self.metrics]
             self._previous = result
+            if self.elites and self.objective.feasible(result):
+                self.elites.add(ids, self.objective.score(result) / 100.0)
         else:
             reward = self.failure_penalty
         info = {"architecture": result.architecture, "layer_ids": ids,
@@ -172,6 +207,18 @@ class NASEnv(gym.Env):
         if self.render_mode == "human":
             print(self.render_text())
         return self._obs(), float(reward), False, False, info
+
+    def propose(self, action: Any) -> list[int]:
+        """The layer ids `action` proposes (an edit decoded). A search calls it for a
+        round's actions before stepping them, so their networks can train together; `step`
+        then scores these ids (or, with `mutate_repeats`, an unseen neighbour of a repeat)."""
+        raw = np.asarray(action).reshape(-1)
+        if self._proposal is None or self._proposal[0] != raw.tobytes():
+            ids = [int(i) for i in raw]
+            if self.elites:
+                ids = self.elites.decode(ids, self.np_random)
+            self._proposal = (raw.tobytes(), ids)
+        return self._proposal[1]
 
     def _unseen_neighbour(self, ids: list[int]) -> list[int]:
         """`ids` with one id changed at random, to a network not seen yet (`ids` itself

@@ -13,11 +13,14 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from gymlab.core.errors import UserError
 from gymlab.nas.env import NASEnv
 
 
 class NASLayerwiseEnv(NASEnv):
     def __init__(self, **kwargs: Any) -> None:
+        if kwargs.get("edit_elites"):
+            raise UserError("edit_elites is for gymlab/NAS-v0: here the actions are layer ids")
         super().__init__(**kwargs)
         n = len(self.space)
         self.stop_action = n

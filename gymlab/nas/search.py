@@ -1,7 +1,8 @@
 """`gymlab nas` / `gymlab train nas`: search the network-design environment for a good CNN.
 
 Four searchers share one budget (candidates) and one evaluator: PPO and DQN (with branching
-heads) drive `gymlab/NAS-v0` as RL agents; regularized evolution and random search propose
+heads) drive `gymlab/NAS-v0` as RL agents (PPO with edit actions on the best networks so
+far, DQN proposing layer ids); regularized evolution and random search propose
 layer lists themselves (ask/tell) and step the same environment, so every candidate goes
 through the same cache, training and reward. The search scores itself: after each candidate
 the best valid accuracy so far is the run's score (best.pt, stop_reward, tune, plot).
@@ -53,9 +54,13 @@ RL_SEARCHER_DEFAULTS: dict[str, dict[str, Any]] = {
 }
 """Chosen by leave-one-table-out (benchmarks/nas_search.py --part tables)."""
 
-RL_ENV_DEFAULTS: dict[str, Any] = {"mutate_repeats": True}
-"""The RL searchers' environment settings under the run's env_kwargs: an agent that keeps
-proposing its best network gets a new neighbour of it scored instead of a cache hit."""
+RL_ENV_DEFAULTS: dict[str, dict[str, Any]] = {
+    "ppo": {"mutate_repeats": True, "edit_elites": 5},
+    "dqn": {"mutate_repeats": True},
+}
+"""Per RL searcher, its environment settings under the run's env_kwargs (which may change
+them): an agent that keeps proposing its best network gets a new neighbour of it scored
+instead of a cache hit; PPO edits one of the best networks so far (gymlab.nas.elites)."""
 
 EVOLUTION_DEFAULTS: dict[str, Any] = {"distinct": True}
 """RegularizedEvolution's settings besides population and sample size: no repeated
@@ -172,16 +177,19 @@ class NASSearch(Algorithm):
         else:
             from gymlab.agents.dqn import DQN as Agent
 
-        agent = Agent(ENV_ID, env_kwargs={**RL_ENV_DEFAULTS, **self.env_kwargs()},
+        env_kwargs = {**RL_ENV_DEFAULTS[self.config.searcher], **self.env_kwargs()}
+        agent = Agent(ENV_ID, env_kwargs=env_kwargs,
                       seed=self.run_config.seed,
                       eval_every=0, progress=False, logdir=None,
                       total_steps=self.progress_total(),
                       **rl_searcher_settings(self.config.searcher, self.config.round_size))
         try:
             seen: set[tuple[str, ...]] = set()  # a repeat is one in any env of the search
-            for env in agent.envs.envs:
-                env.unwrapped.share(self.evaluator, seen)
-            agent.envs.before_step = lambda actions: self.evaluator.prepare_round(list(actions))
+            envs = [env.unwrapped for env in agent.envs.envs]
+            for env in envs:  # and the best networks so far are those of every env
+                env.share(self.evaluator, seen, envs[0].elites)
+            agent.envs.before_step = lambda actions: self.evaluator.prepare_round(
+                [env.propose(a) for env, a in zip(envs, actions)])
             agent._learn(session)
         finally:
             agent.close()
