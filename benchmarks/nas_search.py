@@ -10,7 +10,8 @@ Not a test. Three parts (choose with --part):
   candidates needed to come within 1 point of the optimum. The optimum is that of the
   training seed the search's candidates use (seed % 2 of the table's two seeds).
 * tables: leave-one-table-out over every shipped table. For each searcher (evolution,
-  random, ppo and dqn with the accuracy reward, ppo-improvement with the tutorial's), the
+  random, ppo and dqn with the accuracy reward, ppo-improvement with the tutorial's; ppo's
+  grid holds its layer-id and its edit-action designs), the
   settings of its small grid (GRIDS) that did best on the other tables (tuning seeds) are
   run on the held-out table (other seeds): regret at 25, 50 and 100 candidates and the
   candidates needed to come within 1 point of the optimum. Prints that matrix. `--cache
