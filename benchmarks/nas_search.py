@@ -11,11 +11,11 @@ Not a test. Three parts (choose with --part):
   training seed the search's candidates use (seed % 2 of the table's two seeds).
 * tables: leave-one-table-out over every shipped table. For each searcher (evolution,
   random, ppo and dqn with the accuracy reward, ppo-improvement with the tutorial's; ppo's
-  grid holds its layer-id and its edit-action designs), the
-  settings of its small grid (GRIDS) that did best on the other tables (tuning seeds) are
-  run on the held-out table (other seeds): regret at 25, 50 and 100 candidates and the
-  candidates needed to come within 1 point of the optimum. Prints that matrix. `--cache
-  FILE` keeps each search's outcome, so a rerun only adds what is missing.
+  grid holds its layer-id and its edit-action designs), the settings of its small grid
+  (GRIDS) that did best on the other tables (tuning seeds) are run on the held-out table
+  (other seeds): regret at 25, 50 and 100 candidates and the candidates needed to come
+  within 1 point of the optimum. Prints that matrix. `--cache FILE` keeps each search's
+  outcome, so a rerun only adds what is missing.
 * cost: seconds per candidate on digits and on a generated CIFAR-shaped set (12,000 train
   images of 3x32x32, the tutorial's setting), for the same --budget (default 5) networks.
 * halving: evolution with and without successive halving at equal budgets, and the 2-epoch
