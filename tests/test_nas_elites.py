@@ -1,5 +1,9 @@
 """PPO's searcher design: edit actions on the best networks so far (gymlab.nas.elites)."""
 
+import copy
+import importlib.util
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -117,3 +121,24 @@ def test_ppo_editing_elites_finds_good_networks_sooner_than_random_and_layer_ids
     assert ppo[1] < 0.5 * chance[1] and ppo[2] < 0.5 * chance[2]
     assert ppo[1] < 0.75 * ids[1] and ppo[2] < ids[2]
     assert ppo[2] < 0.3
+
+
+def test_the_benchmarks_settings_reach_each_rl_searchers_env_and_are_restored():
+    import gymlab.nas.search as nas_search
+
+    path = Path(__file__).parents[1] / "benchmarks" / "nas_tables.py"
+    spec = importlib.util.spec_from_file_location("nas_tables", path)
+    nas_tables = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(nas_tables)
+    before = copy.deepcopy((nas_search.RL_ENV_DEFAULTS, nas_search.RL_SEARCHER_DEFAULTS))
+    setting = {"gamma": 0.0, "mutate_repeats": True, "edit_elites": 3, "learning_rate": 0.1}
+    with nas_tables.searcher_settings("ppo", setting) as options:
+        assert options == {"searcher": "ppo", "reward": "accuracy"}
+        assert nas_search.RL_ENV_DEFAULTS["ppo"] == {"mutate_repeats": True, "edit_elites": 3}
+        assert nas_search.RL_ENV_DEFAULTS["dqn"] == before[0]["dqn"]
+        assert nas_search.RL_SEARCHER_DEFAULTS["ppo"]["learning_rate"] == 0.1
+    with nas_tables.searcher_settings("ppo-improvement", {"gamma": 0.0}):
+        assert nas_search.RL_ENV_DEFAULTS["ppo"] == {}  # a setting names every env option
+    assert (nas_search.RL_ENV_DEFAULTS, nas_search.RL_SEARCHER_DEFAULTS) == before
+    assert any("edit_elites" in g for g in nas_tables.GRIDS["ppo"])
+    assert any("edit_elites" not in g for g in nas_tables.GRIDS["ppo"])

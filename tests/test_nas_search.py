@@ -243,7 +243,7 @@ def test_mutate_repeats_scores_an_unseen_neighbour_instead_of_a_repeat():
     assert env.step([0, 6, 8])[4]["layer_ids"] == [0, 6, 8]  # a seeded reset forgets
 
 
-@pytest.mark.parametrize("searcher", ["evolution", "dqn"])
+@pytest.mark.parametrize("searcher", ["evolution", "dqn", "ppo"])
 def test_the_default_searchers_spend_no_budget_on_repeats(searcher):
     def hits(**options):
         with NASSearch(**TABLE, searcher=searcher, budget=60, logdir=None, **options) as run:
@@ -251,5 +251,5 @@ def test_the_default_searchers_spend_no_budget_on_repeats(searcher):
         return sum(c.cache_hit for c in run.result.candidates)
 
     assert hits() == 0
-    if searcher == "dqn":  # its greedy network comes back without mutate_repeats
-        assert hits(env_kwargs={"mutate_repeats": False}) > 0
+    if searcher != "evolution":  # its greedy network (ppo: an elite left as it is) comes
+        assert hits(env_kwargs={"mutate_repeats": False}) > 0  # back without mutate_repeats
