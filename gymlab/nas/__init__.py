@@ -1,7 +1,8 @@
 """Neural architecture search: an environment in which an agent designs CNNs, and the search
 that drives it.
 
-    env.py          gymlab/NAS-v0: one step = one candidate network (layerwise.py: one layer)
+    env.py          gymlab/NAS-v0: one step = one candidate network (layerwise.py: one layer;
+                    elites.py: edit actions on the best networks so far, PPO's)
     evaluator.py    scores candidates: cache + cache.jsonl, workers/Ray, table lookups, halving
     search_space.py, builder.py, datasets.py, trainer.py     what a candidate is and how it trains
     table.py        every architecture of a small space trained once (lookups)
