@@ -1,13 +1,10 @@
 """MAML-TRPO's hyperparameters, the task families, and the published defaults per family.
 
-MAMLConfig's defaults are those of pytorch-maml-rl's configs (configs/maml/*.yaml): fast
+The defaults are those of pytorch-maml-rl's configs (configs/maml/*.yaml): 2D navigation
+with meta_batch_size 20, the MuJoCo families with 40 and actions scaled by 10 (their
+normalization_scale: FAMILY_DEFAULTS, MAML's tuned table); everything else is shared (fast
 batch 20 episodes, one inner step of lr 0.1, 2 x 64 tanh, gamma 0.99, GAE tau 1.0, 500
-batches, TRPO max_kl 0.01, 10 CG iterations, damping 1e-5, 15 line-search steps of 0.8.
-FAMILY_DEFAULTS (MAML's tuned table) changes them per family: 2D navigation takes the MAML
-authors' run (cbfinn/maml_rl maml_trpo_point.py: inner lr 0.5, 40 tasks, 2 x 100 ReLU,
-actions divided by 10, 100 batches), which reaches the paper's adaptation on seeds not used
-to choose it (benchmarks/README.md); the MuJoCo families pytorch-maml-rl's 40 tasks and
-actions scaled by 10 (their normalization_scale).
+batches, TRPO max_kl 0.01, 10 CG iterations, damping 1e-5, 15 line-search steps of 0.8).
 The task family, its keyword arguments and the seed are the run's (core.run.RunConfig).
 """
 
@@ -36,13 +33,11 @@ FAMILIES: dict[str, str] = {
 MUJOCO_FAMILIES = frozenset(name for name in FAMILIES if name != "Navigation2D-v0")
 
 FAMILY_DEFAULTS: dict[str, dict[str, Any]] = {
-    "Navigation2D-v0": {"fast_lr": 0.5, "meta_batch_size": 40, "hidden_size": 100,
-                        "nonlinearity": "relu", "action_scale": 10.0, "num_batches": 100},
+    "Navigation2D-v0": {"meta_batch_size": 20},
     **{name: {"meta_batch_size": 40, "action_scale": 10.0} for name in MUJOCO_FAMILIES},
 }
-"""What differs from MAMLConfig's defaults per family (2D navigation: the MAML authors'
-run; the MuJoCo families: pytorch-maml-rl's configs): the `MAML.TUNED` table, keyed by the
-short id (the gymlab/ spelling finds it too)."""
+"""What differs from MAMLConfig's defaults per family (pytorch-maml-rl's configs): the
+`MAML.TUNED` table, keyed by the short id (the gymlab/ spelling finds it too)."""
 
 
 @dataclass(frozen=True)

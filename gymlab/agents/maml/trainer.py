@@ -44,9 +44,6 @@ EVAL_TASKS = 40
 """New tasks of `gymlab eval` (the MAML paper's protocol)."""
 EVAL_GRAD_STEPS = 3
 """Inner steps of the adaptation curve `gymlab eval` prints."""
-LATER_STEP = 0.3
-"""The first test-time step past the trained ones, as a fraction of fast_lr (chosen on 2D
-navigation's development seeds 0 and 1 between 0.05 and 0.5: benchmarks/maml.py)."""
 RUN_FIELDS = ("env", "env_kwargs", "seed", "progress")
 """Settings a config.json without a "run" section (gymlab's first layout) keeps in its maml
 section."""
@@ -228,14 +225,12 @@ class MAML(Algorithm):
                                np.stack(lengths).astype(np.float64))
 
     def default_test_lr(self, grad_steps: int) -> list[float]:
-        """Test-time step sizes: fast_lr for the num_steps steps training took, then
-        LATER_STEP times fast_lr, halved at each further step (0.5, 0.15, 0.075 for 2D
-        navigation). The inner loss's advantages are normalised per task, so a step's length
-        does not shrink as the policy nears the goal: a step as long as the trained one,
-        taken from the adapted policy, overshoots; shorter and shorter ones keep improving."""
+        """Test-time step sizes: fast_lr for the num_steps steps training took, then half the
+        previous one at each further step. The policy-gradient step is not invariant to the
+        policy's spread: meta-training narrows the exploration noise, which lengthens a step
+        of the same size, and near the goal a step as long as the trained one overshoots."""
         cfg = self.config
-        return [cfg.fast_lr if step < cfg.num_steps
-                else cfg.fast_lr * LATER_STEP * 0.5 ** (step - cfg.num_steps)
+        return [cfg.fast_lr * 0.5 ** max(0, step + 1 - cfg.num_steps)
                 for step in range(max(grad_steps, 1))]
 
     def evaluate(self, episodes: int = 10, seed: int | None = None) -> EvalResult:
