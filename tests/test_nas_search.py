@@ -253,3 +253,19 @@ def test_the_default_searchers_spend_no_budget_on_repeats(searcher):
     assert hits() == 0
     if searcher != "evolution":  # its greedy network (ppo: an elite left as it is) comes
         assert hits(env_kwargs={"mutate_repeats": False}) > 0  # back without mutate_repeats
+
+
+def test_an_rl_search_records_its_env_settings_and_resumes_with_them(tmp_path, monkeypatch):
+    from gymlab.nas import search as nas_search
+
+    with NASSearch(**TABLE, searcher="ppo", budget=8, logdir=str(tmp_path)) as search:
+        search.learn()
+    config = json.loads((search.run.path / "config.json").read_text())
+    assert config["run"]["env_kwargs"] == nas_search.RL_ENV_DEFAULTS["ppo"]
+    monkeypatch.setitem(nas_search.RL_ENV_DEFAULTS, "ppo", {"mutate_repeats": False})
+    with NASSearch.resume(search.run.path, budget=12) as resumed:
+        resumed.learn()
+        # the design the search started with, not the changed defaults
+        assert resumed.env_kwargs()["edit_elites"] == 5
+        assert resumed.env_kwargs()["mutate_repeats"] is True
+    assert resumed.step == 12

@@ -58,9 +58,10 @@ RL_ENV_DEFAULTS: dict[str, dict[str, Any]] = {
     "ppo": {"mutate_repeats": True, "edit_elites": 5},
     "dqn": {"mutate_repeats": True},
 }
-"""Per RL searcher, its environment settings under the run's env_kwargs (which may change
-them): an agent that keeps proposing its best network gets a new neighbour of it scored
-instead of a cache hit; PPO edits one of the best networks so far (gymlab.nas.elites)."""
+"""Per RL searcher, its environment settings, merged under the run's env_kwargs (which may
+change them) and recorded with them: an agent that keeps proposing its best network gets a
+new neighbour of it scored instead of a cache hit; PPO edits one of the best networks so far
+(gymlab.nas.elites)."""
 
 EVOLUTION_DEFAULTS: dict[str, Any] = {"distinct": True}
 """RegularizedEvolution's settings besides population and sample size: no repeated
@@ -92,6 +93,10 @@ class NASSearch(Algorithm):
         if self.run_config.env.removeprefix("gymlab/") != ENV_ID.removeprefix("gymlab/"):
             raise UserError(f"nas searches {ENV_ID}, not {self.run_config.env}")
         self.evaluator = build_evaluator(self.config, self.run_config.seed)
+        # the RL searcher's env settings go into the run's env_kwargs, so config.json records
+        # them and a resumed search keeps the design it started with
+        self.run_config = dataclasses.replace(self.run_config, env_kwargs={
+            **RL_ENV_DEFAULTS.get(self.config.searcher, {}), **self.run_config.env_kwargs})
         self.env_kwargs()  # a clash with the config's settings fails here, before any file
         self.objective = Objective.from_config(self.config)
         """What the search maximises: told to evolution, the RL reward, the best network."""
@@ -177,8 +182,7 @@ class NASSearch(Algorithm):
         else:
             from gymlab.agents.dqn import DQN as Agent
 
-        env_kwargs = {**RL_ENV_DEFAULTS[self.config.searcher], **self.env_kwargs()}
-        agent = Agent(ENV_ID, env_kwargs=env_kwargs,
+        agent = Agent(ENV_ID, env_kwargs=self.env_kwargs(),
                       seed=self.run_config.seed,
                       eval_every=0, progress=False, logdir=None,
                       total_steps=self.progress_total(),
