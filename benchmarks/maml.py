@@ -5,9 +5,10 @@ and HalfCheetahDir adaptation.
    from cbfinn/maml_rl; --config pytorch-maml-rl for MAMLConfig's defaults instead, or
    pytorch-maml-rl-scaled for those with actions divided by 10), for
    --batches meta-batches (default: the authors' 100), then the MAML paper's protocol: 40
-   new goals, 40 episodes per goal with theta and after each of 1..3 policy-gradient steps,
-   of the run's fast_lr every step and of fast_lr halved after the first step (the authors'
-   test; or --test-lr). Mean return and standard error over the goals, for the final
+   new goals, 40 episodes per goal with theta and after each of 1..3 policy-gradient steps
+   of the run's default test step sizes (MAML.default_test_lr: fast_lr, then later_step_fraction of it,
+   halved at each further step; or --test-lr, e.g. the authors' test 0.5,0.25). Mean return
+   and standard error over the goals, for the final
    policy and for best.pt, against the paper's -40.4 / -11.7 / -3.3 / -3.2. An
    interrupted run continues where it stopped (--run-dir; its own config is kept).
 2. speed: CPU and wall seconds per meta-batch at the 2D navigation config (20 tasks x 20
@@ -71,13 +72,22 @@ PAPER_CONFIG = {"fast_lr": 0.5, "meta_batch_size": 40, "fast_batch_size": 20,
                 "num_steps": 1, "max_kl": 0.01, "hidden_size": 100, "num_layers": 2,
                 "nonlinearity": "relu", "action_scale": 10.0}
 PAPER_BATCHES = 100
-CONFIGS = {"paper": PAPER_CONFIG, "pytorch-maml-rl": {},
-           "pytorch-maml-rl-scaled": {"action_scale": 10.0},
-           "pytorch-maml-rl-scaled-lr0.2": {"action_scale": 10.0, "fast_lr": 0.2}}
+PYTORCH_MAML_RL = {"fast_lr": 0.1, "meta_batch_size": 20, "hidden_size": 64,
+                   "nonlinearity": "tanh", "action_scale": 1.0}
+"""pytorch-maml-rl's 2d-navigation config (MAMLConfig's defaults; the family's own defaults
+are the authors' run): what the speed and training parts time."""
+CONFIGS = {"paper": PAPER_CONFIG, "pytorch-maml-rl": PYTORCH_MAML_RL,
+           "pytorch-maml-rl-scaled": {**PYTORCH_MAML_RL, "action_scale": 10.0},
+           "pytorch-maml-rl-scaled-lr0.2": {**PYTORCH_MAML_RL, "action_scale": 10.0,
+                                            "fast_lr": 0.2},
+           "paper-2-steps": {**PAPER_CONFIG, "num_steps": 2},
+           "paper-20-tasks": {**PAPER_CONFIG, "meta_batch_size": 20}}
 """--config: the authors' run; MAMLConfig's defaults (pytorch-maml-rl's 2d-navigation
 config: fast_lr 0.1, 20 tasks, 2 x 64 tanh, actions not scaled, 500 batches); or those with
 the authors' action scale of 10 (100 batches), the one change that mattered in our runs;
-or those with an inner step size of 0.2."""
+or those with an inner step size of 0.2; or the authors' run meta-trained through two inner
+steps (test it with --test-lr 0.5,0.5,0.25), or with 20 tasks per meta-batch (the batch of the
+policy their test script loads)."""
 REFERENCE_CPU_SECONDS = 7.3
 
 
@@ -240,7 +250,8 @@ class ReferenceMethodObjective(ml.AutogradMetaObjective):
 def speed(batches: int) -> None:
     """Every path meta-updates its own copy of the policy from the same sampled batches,
     interleaved, so the ratios come from one run on one machine state."""
-    agent = MAML(env="Navigation2D-v0", seed=0, output_folder=None, progress=False)
+    agent = MAML(env="Navigation2D-v0", seed=0, output_folder=None, progress=False,
+                 **PYTORCH_MAML_RL)
     cfg = agent.config
     cpu: dict[str, list[float]] = {p: [] for p in ("sampling", *SPEED_PATHS)}
     wall: dict[str, list[float]] = {p: [] for p in cpu}
@@ -324,7 +335,7 @@ def training_child(mode: str, batches: int) -> None:
     if mode == "glibc-default":
         trainer.reuse_freed_memory = lambda: False
     agent = MAML(env="Navigation2D-v0", seed=0, output_folder=None, progress=False,
-                 num_workers=TRAINING_MODES[mode])
+                 num_workers=TRAINING_MODES[mode], **PYTORCH_MAML_RL)
     times: dict[str, list[float]] = {"cpu": [], "wall": []}
     with agent:
         for _ in range(batches):
@@ -418,8 +429,8 @@ def main() -> None:
                         help="paper: the MAML authors' 2D-navigation hyperparameters")
     parser.add_argument("--test-lr", default=None, metavar="LR[,LR...]",
                         help="step sizes of the protocol's gradient steps, the last repeated "
-                             "(default: both the run's fast_lr for every step and fast_lr "
-                             "halved after the first step, the authors' test)")
+                             "(default: the run's default test step sizes, "
+                             "MAML.default_test_lr)")
     parser.add_argument("--run-dir", default="runs/bench-maml-nav")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--seeds", default=None, metavar="S[,S...]",

@@ -529,6 +529,7 @@ def test_maml_is_an_algorithm_with_its_tuned_table(tmp_path):
     assert algorithm("maml") is MAML and MAML.unit == "meta-batch"
     for env in ("HalfCheetahDir-v0", "gymlab/HalfCheetahDir-v0"):
         assert tuned_defaults(MAML, env) == {"meta_batch_size": 40, "action_scale": 10.0}
+    assert tuned_defaults(MAML, "gymlab/Navigation2D-v0")["fast_lr"] == 0.5  # the authors' run
     with MAML(**TINY, logdir=str(tmp_path)) as agent:
         assert agent.run_config.env == "Navigation2D-v0" and agent.progress_total() == 2
         agent.learn()
@@ -568,14 +569,15 @@ def test_a_run_written_before_the_shared_lifecycle_loads_and_resumes(tmp_path):
 
 
 def test_adaptation_curve_test_step_size():
-    """fast_lr=None is the config's step for the trained steps, then half the previous one;
-    another step size changes the adapted returns only (the same goals and episodes with
-    theta); one per step applies each to its own step; a non-positive one is refused."""
+    """fast_lr=None is the config's step for the trained steps, then later_step_fraction of
+    it (2D navigation's 0.3; MAMLConfig's 0.5), then half the previous one; another step size changes the adapted returns only (the same
+    goals and episodes with theta); one per step applies each to its own step; a
+    non-positive one is refused."""
     with MAML(**TINY, fast_lr=0.3) as agent:
-        assert agent.default_test_lr(3) == [0.3, 0.15, 0.075]
+        assert agent.default_test_lr(3) == pytest.approx([0.3, 0.09, 0.045])
         default = agent.adaptation_curve(tasks=3, grad_steps=2, episodes=4).returns
         same = agent.adaptation_curve(tasks=3, grad_steps=2, episodes=4,
-                                      fast_lr=(0.3, 0.15)).returns
+                                      fast_lr=agent.default_test_lr(2)).returns
         constant = agent.adaptation_curve(tasks=3, grad_steps=2, episodes=4, fast_lr=0.3).returns
         other = agent.adaptation_curve(tasks=3, grad_steps=2, episodes=4, fast_lr=0.05).returns
         np.testing.assert_array_equal(default, same)
@@ -583,8 +585,12 @@ def test_adaptation_curve_test_step_size():
         assert not np.allclose(default[1:], other[1:])
         np.testing.assert_array_equal(constant[:2], default[:2])  # the first step is 0.3
         assert not np.allclose(constant[2], default[2])
+    with MAML(**TINY, fast_lr=0.3, later_step_fraction=0.5) as agent:
+        assert agent.default_test_lr(3) == pytest.approx([0.3, 0.15, 0.075])
+    with pytest.raises(ValueError, match="later_step_fraction must be positive"):
+        MAMLConfig(later_step_fraction=0.0)
     with MAML(**TINY, fast_lr=0.3, num_steps=2) as agent:
-        assert agent.default_test_lr(3) == [0.3, 0.3, 0.15]  # the trained steps, then half
+        assert agent.default_test_lr(4) == pytest.approx([0.3, 0.3, 0.09, 0.045])
         for bad in (0.0, (), (0.3, -1.0)):
             with pytest.raises(ValueError, match="fast_lr must be positive"):
                 agent.adaptation_curve(tasks=3, grad_steps=1, episodes=4, fast_lr=bad)
@@ -642,8 +648,8 @@ def test_cli_meta_maml_output_folder_and_meta_eval(tmp_path, capsys, monkeypatch
     curve = json.loads((run / "adaptation.json").read_text())
     assert len(curve["mean"]) == 3 and len(curve["stderr"]) == 3
     code, text, err = run_main(capsys, "meta", "eval", str(run), "--tasks", "4",
-                               "--grad-steps", "2", "--episodes", "3", "--fast-lr", "0.1")
-    assert code == 0, err  # 0.1 every step, where the default halves the second
+                               "--grad-steps", "2", "--episodes", "3", "--fast-lr", "0.5")
+    assert code == 0, err  # 0.5 every step, where the default's second step is 0.15
     constant = json.loads((run / "adaptation.json").read_text())
     assert constant["mean"][:2] == curve["mean"][:2] and constant["mean"][2] != curve["mean"][2]
 

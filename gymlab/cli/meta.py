@@ -46,7 +46,8 @@ def eval_parser() -> Parser:
     ev.add_argument("--fast-lr", metavar="LR[,LR...]", default=None,
                     help="step size of the gradient steps: one for all, or one per step, "
                          "the last repeated (default: the run's fast_lr for the steps it was "
-                         "trained with, then halved at each further step)")
+                         "trained with, then later_step_fraction of it, halved at each "
+                         "further step)")
     ev.add_argument("--checkpoint", choices=("best", "last"), default="best",
                     help="which checkpoint of the run (default: best)")
     ev.add_argument("--seed", type=int, default=None,

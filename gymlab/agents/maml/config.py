@@ -1,10 +1,13 @@
 """MAML-TRPO's hyperparameters, the task families, and the published defaults per family.
 
-The defaults are those of pytorch-maml-rl's configs (configs/maml/*.yaml): 2D navigation
-with meta_batch_size 20, the MuJoCo families with 40 and actions scaled by 10 (their
-normalization_scale: FAMILY_DEFAULTS, MAML's tuned table); everything else is shared (fast
+MAMLConfig's defaults are those of pytorch-maml-rl's configs (configs/maml/*.yaml): fast
 batch 20 episodes, one inner step of lr 0.1, 2 x 64 tanh, gamma 0.99, GAE tau 1.0, 500
-batches, TRPO max_kl 0.01, 10 CG iterations, damping 1e-5, 15 line-search steps of 0.8).
+batches, TRPO max_kl 0.01, 10 CG iterations, damping 1e-5, 15 line-search steps of 0.8.
+FAMILY_DEFAULTS (MAML's tuned table) changes them per family: 2D navigation takes the MAML
+authors' run (cbfinn/maml_rl maml_trpo_point.py: inner lr 0.5, 40 tasks, 2 x 100 ReLU,
+actions divided by 10, 100 batches; a second test step of 0.3 fast_lr, chosen on development
+seeds: benchmarks/README.md); the MuJoCo families pytorch-maml-rl's 40 tasks and actions
+scaled by 10 (their normalization_scale).
 The task family, its keyword arguments and the seed are the run's (core.run.RunConfig).
 """
 
@@ -33,11 +36,14 @@ FAMILIES: dict[str, str] = {
 MUJOCO_FAMILIES = frozenset(name for name in FAMILIES if name != "Navigation2D-v0")
 
 FAMILY_DEFAULTS: dict[str, dict[str, Any]] = {
-    "Navigation2D-v0": {"meta_batch_size": 20},
+    "Navigation2D-v0": {"fast_lr": 0.5, "meta_batch_size": 40, "hidden_size": 100,
+                        "nonlinearity": "relu", "action_scale": 10.0, "num_batches": 100,
+                        "later_step_fraction": 0.3},
     **{name: {"meta_batch_size": 40, "action_scale": 10.0} for name in MUJOCO_FAMILIES},
 }
-"""What differs from MAMLConfig's defaults per family (pytorch-maml-rl's configs): the
-`MAML.TUNED` table, keyed by the short id (the gymlab/ spelling finds it too)."""
+"""What differs from MAMLConfig's defaults per family (2D navigation: the MAML authors'
+run; the MuJoCo families: pytorch-maml-rl's configs): the `MAML.TUNED` table, keyed by the
+short id (the gymlab/ spelling finds it too)."""
 
 
 @dataclass(frozen=True)
@@ -72,6 +78,9 @@ class MAMLConfig:
     """Inner-loop policy-gradient steps (each on fresh episodes of the adapted policy)."""
     fast_lr: float = 0.1
     """Inner-loop step size."""
+    later_step_fraction: float = 0.5
+    """Test time (`gymlab eval`, `meta eval`): the first step after the num_steps trained
+    ones is this fraction of fast_lr, each further step half the one before."""
     num_batches: int = 500
     """Meta-updates (batches of tasks) to train for."""
     meta_batch_size: int = 20
@@ -104,7 +113,7 @@ class MAMLConfig:
     def __post_init__(self) -> None:
         for name in ("hidden_size", "num_layers", "fast_batch_size", "num_steps", "num_batches",
                      "meta_batch_size", "cg_iters", "ls_max_steps", "num_workers", "fast_lr",
-                     "max_kl", "action_scale"):
+                     "max_kl", "action_scale", "later_step_fraction"):
             value = getattr(self, name)
             require(value > 0, f"{name} must be positive, got {value}")
         require(self.cg_damping >= 0, f"cg_damping must be >= 0, got {self.cg_damping}")
