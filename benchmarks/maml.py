@@ -6,13 +6,13 @@ and HalfCheetahDir adaptation.
    pytorch-maml-rl-scaled for those with actions divided by 10), for
    --batches meta-batches (default: the authors' 100), then the MAML paper's protocol: 40
    new goals, 40 episodes per goal with theta and after each of 1..3 policy-gradient steps
-   of the run's default test step sizes (MAML.default_test_lr: fast_lr, then later_step_fraction of it,
-   halved at each further step; or --test-lr, e.g. the authors' test 0.5,0.25). Mean return
-   and standard error over the goals, for the final
-   policy and for best.pt, against the paper's -40.4 / -11.7 / -3.3 / -3.2. An
+   of the run's default test step sizes (MAML.default_test_lr: fast_lr, then
+   later_step_fraction of it, halved at each further step; or --test-lr, e.g. the authors'
+   test 0.5,0.25). Mean return and standard error over the goals, for the final policy and
+   for best.pt, against the paper's -40.4 / -11.7 / -3.3 / -3.2. An
    interrupted run continues where it stopped (--run-dir; its own config is kept).
-2. speed: CPU and wall seconds per meta-batch at the 2D navigation config (20 tasks x 20
-   episodes x 2 phases, ~80k env steps), medians over --speed-batches batches, of five
+2. speed: CPU and wall seconds per meta-batch at pytorch-maml-rl's 2D-navigation config
+   (20 tasks x 20 episodes x 2 phases, ~80k env steps), medians over --speed-batches batches, of five
    meta-updates run on the same sampled batches, interleaved (SPEED_PATHS: pytorch-maml-rl's
    method re-stated on gymlab's tensors, gymlab's autograd path, gymlab's hand-derived path
    on torch ops, and on native.py's fused sweeps with 1 and 2 threads), and gymlab against
@@ -73,7 +73,7 @@ PAPER_CONFIG = {"fast_lr": 0.5, "meta_batch_size": 40, "fast_batch_size": 20,
                 "nonlinearity": "relu", "action_scale": 10.0}
 PAPER_BATCHES = 100
 PYTORCH_MAML_RL = {"fast_lr": 0.1, "meta_batch_size": 20, "hidden_size": 64,
-                   "nonlinearity": "tanh", "action_scale": 1.0}
+                   "nonlinearity": "tanh", "action_scale": 1.0, "later_step_fraction": 0.5}
 """pytorch-maml-rl's 2d-navigation config (MAMLConfig's defaults; the family's own defaults
 are the authors' run): what the speed and training parts time."""
 CONFIGS = {"paper": PAPER_CONFIG, "pytorch-maml-rl": PYTORCH_MAML_RL,
@@ -81,13 +81,14 @@ CONFIGS = {"paper": PAPER_CONFIG, "pytorch-maml-rl": PYTORCH_MAML_RL,
            "pytorch-maml-rl-scaled-lr0.2": {**PYTORCH_MAML_RL, "action_scale": 10.0,
                                             "fast_lr": 0.2},
            "paper-2-steps": {**PAPER_CONFIG, "num_steps": 2},
-           "paper-20-tasks": {**PAPER_CONFIG, "meta_batch_size": 20}}
+           "paper-20-tasks": {**PAPER_CONFIG, "meta_batch_size": 20},
+           "paper-40-episodes": {**PAPER_CONFIG, "fast_batch_size": 40}}
 """--config: the authors' run; MAMLConfig's defaults (pytorch-maml-rl's 2d-navigation
 config: fast_lr 0.1, 20 tasks, 2 x 64 tanh, actions not scaled, 500 batches); or those with
 the authors' action scale of 10 (100 batches), the one change that mattered in our runs;
 or those with an inner step size of 0.2; or the authors' run meta-trained through two inner
-steps (test it with --test-lr 0.5,0.5,0.25), or with 20 tasks per meta-batch (the batch of the
-policy their test script loads)."""
+steps (test it with --test-lr 0.5,0.5,0.25), with 20 tasks per meta-batch (the batch of the
+policy their test script loads), or with 40 episodes per task (as many as the test adapts on)."""
 REFERENCE_CPU_SECONDS = 7.3
 
 

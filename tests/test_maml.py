@@ -570,9 +570,9 @@ def test_a_run_written_before_the_shared_lifecycle_loads_and_resumes(tmp_path):
 
 def test_adaptation_curve_test_step_size():
     """fast_lr=None is the config's step for the trained steps, then later_step_fraction of
-    it (2D navigation's 0.3; MAMLConfig's 0.5), then half the previous one; another step size changes the adapted returns only (the same
-    goals and episodes with theta); one per step applies each to its own step; a
-    non-positive one is refused."""
+    it (2D navigation's 0.3; MAMLConfig's 0.5), then half the previous one; another step
+    size changes the adapted returns only (the same goals and episodes with theta); one per
+    step applies each to its own step; a non-positive one is refused."""
     with MAML(**TINY, fast_lr=0.3) as agent:
         assert agent.default_test_lr(3) == pytest.approx([0.3, 0.09, 0.045])
         default = agent.adaptation_curve(tasks=3, grad_steps=2, episodes=4).returns
