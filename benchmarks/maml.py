@@ -11,14 +11,14 @@ and HalfCheetahDir adaptation.
    test 0.5,0.25). Mean return and standard error over the goals, for the final policy and
    for best.pt, against the paper's -40.4 / -11.7 / -3.3 / -3.2. An
    interrupted run continues where it stopped (--run-dir; its own config is kept).
-2. speed: CPU and wall seconds per meta-batch at pytorch-maml-rl's 2D-navigation config
-   (20 tasks x 20 episodes x 2 phases, ~80k env steps), medians over --speed-batches batches, of five
-   meta-updates run on the same sampled batches, interleaved (SPEED_PATHS: pytorch-maml-rl's
-   method re-stated on gymlab's tensors, gymlab's autograd path, gymlab's hand-derived path
-   on torch ops, and on native.py's fused sweeps with 1 and 2 threads), and gymlab against
-   the issue's figure for pytorch-maml-rl itself on this machine (7.3 CPU-s per batch with
-   one torch thread; its code cannot be downloaded here, so that number is the issue's,
-   not re-run by this script).
+2. speed: CPU and wall seconds per meta-batch at pytorch-maml-rl's 2D-navigation config (20
+   tasks x 20 episodes x 2 phases, ~80k env steps), medians over --speed-batches batches, of
+   five meta-updates run on the same sampled batches, interleaved (SPEED_PATHS:
+   pytorch-maml-rl's method re-stated on gymlab's tensors, gymlab's autograd path, gymlab's
+   hand-derived path on torch ops, and on native.py's fused sweeps with 1 and 2 threads),
+   and gymlab against the issue's figure for pytorch-maml-rl itself on this machine (7.3
+   CPU-s per batch with one torch thread; its code cannot be downloaded here, so that number
+   is the issue's, not re-run by this script).
 3. training: the plain training loop (MAML.train_batch: sampling and meta-update, as a run
    does it), CPU and wall seconds per batch, medians over --speed-batches batches, in fresh
    processes that alternate: glibc's allocator as it comes, and as gymlab sets it
