@@ -546,13 +546,15 @@ def test_maml_is_an_algorithm_with_its_tuned_table(tmp_path):
 
 def test_a_run_written_before_the_shared_lifecycle_loads_and_resumes(tmp_path):
     """An older run directory (config.json and checkpoints with env, seed and progress in
-    the maml section, no "run" section, no session state) still evaluates and resumes."""
+    the maml section, no "run" section, no session state, no later_step_fraction) still
+    evaluates, with the halving test steps it was made with, and resumes."""
     with MAML(**{**TINY, "num_batches": 1}, output_folder=str(tmp_path / "new")) as agent:
         agent.learn()
     old = tmp_path / "old"
     (old / "checkpoints").mkdir(parents=True)
     section = {**to_dict(agent.config), "env": "Navigation2D-v0", "env_kwargs": {},
                "seed": 0, "progress": False}
+    del section["later_step_fraction"]
     (old / "config.json").write_text(json.dumps({"algo": "maml", "maml": section}))
     for name in ("best", "last"):
         data = load_checkpoint(tmp_path / "new" / "checkpoints" / f"{name}.pt")
@@ -563,6 +565,8 @@ def test_a_run_written_before_the_shared_lifecycle_loads_and_resumes(tmp_path):
     with MAML.load(old) as loaded:
         assert loaded.step == 1 and loaded.run_config.seed == 0
         assert torch.equal(final_state(loaded), final_state(agent))
+        lr = loaded.config.fast_lr
+        assert loaded.default_test_lr(3) == pytest.approx([lr, lr / 2, lr / 4])
     with MAML.resume(old, num_batches=2) as resumed:
         resumed.learn()
         assert resumed.step == 2 and resumed.exit_code == 0
