@@ -52,6 +52,7 @@ import torch
 
 from gymlab.agents.maml import MAML, MAMLConfig, fast, trainer
 from gymlab.agents.maml import metalearner as ml
+from gymlab.agents.maml.config import FAMILY_DEFAULTS
 from gymlab.agents.maml.fast import native
 from gymlab.agents.maml.trpo import flat
 
@@ -72,10 +73,11 @@ PAPER_CONFIG = {"fast_lr": 0.5, "meta_batch_size": 40, "fast_batch_size": 20,
                 "num_steps": 1, "max_kl": 0.01, "hidden_size": 100, "num_layers": 2,
                 "nonlinearity": "relu", "action_scale": 10.0}
 PAPER_BATCHES = 100
-PYTORCH_MAML_RL = {"fast_lr": 0.1, "meta_batch_size": 20, "hidden_size": 64,
-                   "nonlinearity": "tanh", "action_scale": 1.0, "later_step_fraction": 0.5}
-"""pytorch-maml-rl's 2d-navigation config (MAMLConfig's defaults; the family's own defaults
-are the authors' run): what the speed and training parts time."""
+PYTORCH_MAML_RL = {name: getattr(MAMLConfig, name)
+                   for name in FAMILY_DEFAULTS["Navigation2D-v0"] if name != "num_batches"}
+"""pytorch-maml-rl's 2d-navigation config: MAMLConfig's defaults in place of every setting
+the family's own defaults (the authors' run) change, the number of batches aside (paper_run
+passes it): what the speed and training parts time."""
 CONFIGS = {"paper": PAPER_CONFIG, "pytorch-maml-rl": PYTORCH_MAML_RL,
            "pytorch-maml-rl-scaled": {**PYTORCH_MAML_RL, "action_scale": 10.0},
            "pytorch-maml-rl-scaled-lr0.2": {**PYTORCH_MAML_RL, "action_scale": 10.0,
