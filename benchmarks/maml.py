@@ -6,11 +6,12 @@ and HalfCheetahDir adaptation.
    pytorch-maml-rl-scaled for those with actions divided by 10), for
    --batches meta-batches (default: the authors' 100), then the MAML paper's protocol: 40
    new goals, 40 episodes per goal with theta and after each of 1..3 policy-gradient steps
-   of the run's default test step sizes (MAML.default_test_lr: fast_lr, then
-   later_step_fraction of it, halved at each further step; or --test-lr, e.g. the authors'
-   test 0.5,0.25). Mean return and standard error over the goals, for the final policy and
-   for best.pt, against the paper's -40.4 / -11.7 / -3.3 / -3.2. An
-   interrupted run continues where it stopped (--run-dir; its own config is kept).
+   of the run's default test step sizes (MAML.default_test_lr: fast_lr, then a fraction of
+   it, each policy's own chosen on validation tasks or later_step_fraction, halved at each
+   further step; --later-step-tasks N overrides the run's setting; or --test-lr, e.g. the
+   authors' test 0.5,0.25). Mean return and standard error over the goals, for the final
+   policy and for best.pt, against the paper's -40.4 / -11.7 / -3.3 / -3.2. An interrupted
+   run continues where it stopped (--run-dir; its own config is kept).
 2. speed: CPU and wall seconds per meta-batch at pytorch-maml-rl's 2D-navigation config (20
    tasks x 20 episodes x 2 phases, ~80k env steps), medians over --speed-batches batches, of
    five meta-updates run on the same sampled batches, interleaved (SPEED_PATHS:
@@ -99,30 +100,34 @@ def load() -> str:
 
 
 def paper(batches: int | None, run_dir: Path, seeds: list[int], config: str,
-          test_lr: list[float] | None) -> None:
+          test_lr: list[float] | None, testing: dict[str, int]) -> None:
     """Train (or resume) one run per seed, then the paper's protocol on each run's final
     policy and best.pt; a table per seed and the mean over seeds."""
     results: dict[str, list[dict[str, object]]] = {}
     for seed in seeds:
         directory = run_dir if len(seeds) == 1 else Path(f"{run_dir}-s{seed}")
-        for name, rows in paper_run(batches, directory, seed, config, test_lr).items():
+        for name, rows in paper_run(batches, directory, seed, config, test_lr,
+                                    testing).items():
             results.setdefault(name, []).append(rows)
     if len(seeds) > 1:
         summary(results, seeds)
 
 
 def paper_run(batches: int | None, run_dir: Path, seed: int, config: str,
-              test_lr: list[float] | None) -> dict[str, dict[str, object]]:
+              test_lr: list[float] | None, testing: dict[str, int]
+              ) -> dict[str, dict[str, object]]:
+    """One seed's run, trained or resumed, and the protocol on its final policy and best.pt;
+    `testing` overrides the run's test-time settings (later_step_tasks)."""
     print(f"[paper] load: {load()}", flush=True)
     if (run_dir / "checkpoints" / "last.pt").exists():
         overrides = {} if batches is None else {"num_batches": batches}
-        agent = MAML.resume(run_dir, progress=False, **overrides)
+        agent = MAML.resume(run_dir, progress=False, **overrides, **testing)
         print(f"[paper] resuming {run_dir} at batch {agent.step} (its own config)", flush=True)
     else:
         if batches is None:
             batches = MAMLConfig.num_batches if config == "pytorch-maml-rl" else PAPER_BATCHES
         agent = MAML(env="Navigation2D-v0", seed=seed, output_folder=str(run_dir),
-                     progress=False, num_batches=batches, **CONFIGS[config])
+                     progress=False, num_batches=batches, **CONFIGS[config], **testing)
         print(f"[paper] --config {config}", flush=True)
     cfg = agent.config
     print(f"[paper] config: fast_lr {cfg.fast_lr}, meta_batch_size {cfg.meta_batch_size}, "
@@ -140,7 +145,7 @@ def paper_run(batches: int | None, run_dir: Path, seed: int, config: str,
         for lrs in schedules:
             results[f"final {lrs or 'default'}"] = protocol(
                 agent, lrs, f"seed {seed} final (batch {agent.step})")
-    with MAML.load(run_dir / "checkpoints" / "best.pt") as best:
+    with MAML.load(run_dir / "checkpoints" / "best.pt", **testing) as best:
         for lrs in schedules:
             results[f"best.pt {lrs or 'default'}"] = protocol(
                 best, lrs, f"seed {seed} best.pt (batch {best.step})")
@@ -151,10 +156,16 @@ def paper_run(batches: int | None, run_dir: Path, seed: int, config: str,
 
 def protocol(agent: MAML, lrs: list[float] | None, name: str) -> dict[str, object]:
     """The paper's protocol on `agent`: 40 new goals, 40 episodes, 0..3 steps of `lrs`
-    (none: the run's default schedule)."""
+    (none: the run's default schedule, its second step chosen on validation tasks when the
+    run's later_step_tasks says so)."""
+    start = time.perf_counter()
+    lrs = agent.default_test_lr(3) if lrs is None else lrs
+    chosen = time.perf_counter() - start
     curve = agent.adaptation_curve(tasks=40, grad_steps=3, episodes=40, fast_lr=lrs)
-    steps = ", ".join(f"{lr:g}" for lr in trainer.step_sizes(
-        agent.default_test_lr(3) if lrs is None else lrs, 3))
+    steps = ", ".join(f"{lr:g}" for lr in trainer.step_sizes(lrs, 3))
+    if agent.config.later_step_tasks:
+        steps += (f" (the second chosen on {agent.config.later_step_tasks} validation tasks "
+                  f"in {chosen:.0f} s)")
     rows = []
     for step, (mean, se) in enumerate(zip(curve.mean, curve.stderr)):
         rows.append({"steps": step, "mean": float(mean), "stderr": float(se),
@@ -434,6 +445,9 @@ def main() -> None:
                         help="step sizes of the protocol's gradient steps, the last repeated "
                              "(default: the run's default test step sizes, "
                              "MAML.default_test_lr)")
+    parser.add_argument("--later-step-tasks", type=int, default=None, metavar="N",
+                        help="paper: choose each policy's second test step on N validation "
+                             "tasks, 0: later_step_fraction (default: the run's setting)")
     parser.add_argument("--run-dir", default="runs/bench-maml-nav")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--seeds", default=None, metavar="S[,S...]",
@@ -467,7 +481,9 @@ def main() -> None:
     if "paper" in parts:
         test_lr = [float(x) for x in args.test_lr.split(",")] if args.test_lr else None
         seeds = [int(x) for x in args.seeds.split(",")] if args.seeds else [args.seed]
-        paper(args.batches, Path(args.run_dir), seeds, args.config, test_lr)
+        testing = {} if args.later_step_tasks is None else {
+            "later_step_tasks": args.later_step_tasks}
+        paper(args.batches, Path(args.run_dir), seeds, args.config, test_lr, testing)
     if "cheetah" in parts:
         cheetah(args.cheetah_batches, args.cheetah_tasks, args.workers,
                 args.cheetah_eval_tasks, args.cheetah_run_dir)

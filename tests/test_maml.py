@@ -27,6 +27,11 @@ from gymlab.agents.maml.episodes import (
     fit_advantages,
     gae,
 )
+from gymlab.agents.maml.evaluation import (
+    LATER_STEP_EPISODES,
+    LATER_STEP_FRACTIONS,
+    VALIDATION_SEED_OFFSET,
+)
 from gymlab.agents.maml.fast import analytic, gaussian_mlp, native
 from gymlab.agents.maml.policy import (
     CategoricalMLPPolicy,
@@ -41,7 +46,8 @@ from gymlab.core.config import to_dict
 from gymlab.envs.navigation_batch import NavigationBatch
 from tests.test_cli import assert_one_line_error, run_main
 
-TINY = {"meta_batch_size": 3, "fast_batch_size": 4, "num_batches": 2, "progress": False}
+TINY = {"meta_batch_size": 3, "fast_batch_size": 4, "num_batches": 2, "progress": False,
+        "later_step_tasks": 0}
 
 
 # -- 2D navigation -------------------------------------------------------------------------------
@@ -546,7 +552,8 @@ def test_maml_is_an_algorithm_with_its_tuned_table(tmp_path):
 
 def test_a_run_written_before_the_shared_lifecycle_loads_and_resumes(tmp_path):
     """An older run directory (config.json and checkpoints with env, seed and progress in
-    the maml section, no "run" section, no session state, no later_step_fraction) still
+    the maml section, no "run" section, no session state, no later_step_fraction or
+    later_step_tasks) still
     evaluates, with the halving test steps it was made with, and resumes."""
     with MAML(**{**TINY, "num_batches": 1}, output_folder=str(tmp_path / "new")) as agent:
         agent.learn()
@@ -554,7 +561,7 @@ def test_a_run_written_before_the_shared_lifecycle_loads_and_resumes(tmp_path):
     (old / "checkpoints").mkdir(parents=True)
     section = {**to_dict(agent.config), "env": "Navigation2D-v0", "env_kwargs": {},
                "seed": 0, "progress": False}
-    del section["later_step_fraction"]
+    del section["later_step_fraction"], section["later_step_tasks"]
     (old / "config.json").write_text(json.dumps({"algo": "maml", "maml": section}))
     for name in ("best", "last"):
         data = load_checkpoint(tmp_path / "new" / "checkpoints" / f"{name}.pt")
@@ -602,7 +609,40 @@ def test_adaptation_curve_test_step_size():
 
 # -- CLI ----------------------------------------------------------------------------------------
 TINY_FLAGS = ["--meta-batch-size", "3", "--fast-batch-size", "4", "--num-batches", "2",
-              "--progress", "false"]
+              "--progress", "false", "--later-step-tasks", "2"]
+
+
+def test_later_step_is_chosen_on_validation_tasks(monkeypatch):
+    """later_step_tasks: the step after the trained ones is the fraction of fast_lr with the
+    best mean return on validation tasks, each candidate's return exactly the adaptation
+    curve's on those tasks (the same episodes before its step, the same random numbers
+    after); chosen once per policy, only when such a step is asked for, without changing
+    what training draws next; and a loaded run may change it."""
+    calls = []
+    choose = trainer.choose_later_step_fraction
+    monkeypatch.setattr(trainer, "choose_later_step_fraction",
+                        lambda agent, tasks: calls.append(tasks) or choose(agent, tasks))
+    with MAML(**{**TINY, "later_step_tasks": 3}, fast_lr=0.3) as agent:
+        assert agent.default_test_lr(1) == [0.3] and calls == []
+        state = (agent.task_rng.bit_generator.state, agent.generator.get_state())
+        fraction, means = choose(agent, 3)
+        assert set(means) == set(LATER_STEP_FRACTIONS)
+        assert fraction == max(means, key=means.__getitem__)
+        assert agent.default_test_lr(3) == pytest.approx([0.3, 0.3 * fraction, 0.15 * fraction])
+        assert agent.default_test_lr(2) == agent.default_test_lr(3)[:2] and calls == [3]
+        assert agent.task_rng.bit_generator.state == state[0]
+        assert torch.equal(agent.generator.get_state(), state[1])
+        seed = agent.run_config.seed + VALIDATION_SEED_OFFSET
+        for candidate in (0.1, 1.0):
+            curve = agent.adaptation_curve(tasks=3, grad_steps=2, episodes=LATER_STEP_EPISODES,
+                                           seed=seed, fast_lr=(0.3, 0.3 * candidate))
+            assert curve.mean[2] == pytest.approx(means[candidate], rel=1e-6)
+        assert choose(agent, 3) == (fraction, means)
+        agent.train_batch()
+        agent.default_test_lr(3)
+        assert calls == [3, 3]  # a new policy, a new choice
+    with pytest.raises(ValueError, match="later_step_tasks must be >= 0"):
+        MAMLConfig(later_step_tasks=-1)
 
 
 @pytest.mark.smoke
@@ -628,6 +668,7 @@ def test_cli_train_maml_resume_and_eval(tmp_path, capsys):
     code, text, err = run_main(capsys, "eval", str(run), "--episodes", "2")
     assert code == 0, err
     assert "new tasks" in text and "after 3 step(s)" in text
+    assert "chosen on 2 validation tasks" in text
     code, _, err = run_main(capsys, "plot", str(run), "--out", str(tmp_path / "curve.png"))
     assert code == 0, err
     assert (tmp_path / "curve.png").stat().st_size > 1000
@@ -636,7 +677,8 @@ def test_cli_train_maml_resume_and_eval(tmp_path, capsys):
 @pytest.mark.smoke
 def test_cli_meta_maml_output_folder_and_meta_eval(tmp_path, capsys, monkeypatch):
     """pytorch-maml-rl's spelling: meta maml --output-folder (the run directory itself,
-    -$SLURM_JOB_ID appended), meta eval's plotted adaptation curve and its step sizes."""
+    -$SLURM_JOB_ID appended), meta eval's plotted adaptation curve and its step sizes: given,
+    chosen on validation tasks, or the run's fixed fraction."""
     monkeypatch.setenv("SLURM_JOB_ID", "777")
     code, _, err = run_main(capsys, "meta", "maml", "--env", "Navigation2D-v0", *TINY_FLAGS,
                             "--output-folder", str(tmp_path / "nav"), "--first-order")
@@ -652,10 +694,18 @@ def test_cli_meta_maml_output_folder_and_meta_eval(tmp_path, capsys, monkeypatch
     curve = json.loads((run / "adaptation.json").read_text())
     assert len(curve["mean"]) == 3 and len(curve["stderr"]) == 3
     code, text, err = run_main(capsys, "meta", "eval", str(run), "--tasks", "4",
-                               "--grad-steps", "2", "--episodes", "3", "--fast-lr", "0.5")
-    assert code == 0, err  # 0.5 every step, where the default's second step is 0.15
+                               "--grad-steps", "2", "--episodes", "3", "--fast-lr", "0.5,0.03")
+    assert code == 0, err  # no second step the validation tasks can choose is 0.03
     constant = json.loads((run / "adaptation.json").read_text())
     assert constant["mean"][:2] == curve["mean"][:2] and constant["mean"][2] != curve["mean"][2]
+    assert constant["step_sizes"] == [0.5, 0.03] and "step sizes 0.5, 0.03:" in text
+    code, text, err = run_main(capsys, "meta", "eval", str(run), "--tasks", "4",
+                               "--grad-steps", "2", "--episodes", "3", "--later-step-tasks", "0")
+    assert code == 0, err  # the run's later_step_fraction: 2D navigation's 0.3
+    assert "step sizes 0.5, 0.15:" in text
+    code, _, err = run_main(capsys, "meta", "eval", str(run), "--later-step-tasks", "-1")
+    assert code == 2 and "--later-step-tasks must be >= 0" in err
+    assert_one_line_error(err)
 
 
 @pytest.mark.smoke

@@ -46,8 +46,11 @@ def eval_parser() -> Parser:
     ev.add_argument("--fast-lr", metavar="LR[,LR...]", default=None,
                     help="step size of the gradient steps: one for all, or one per step, "
                          "the last repeated (default: the run's fast_lr for the steps it was "
-                         "trained with, then later_step_fraction of it, halved at each "
-                         "further step)")
+                         "trained with, then a fraction of it (see --later-step-tasks), "
+                         "halved at each further step)")
+    ev.add_argument("--later-step-tasks", type=int, default=None, metavar="N",
+                    help="choose the step after the trained ones on N validation tasks; 0: "
+                         "the run's later_step_fraction (default: the run's later_step_tasks)")
     ev.add_argument("--checkpoint", choices=("best", "last"), default="best",
                     help="which checkpoint of the run (default: best)")
     ev.add_argument("--seed", type=int, default=None,
@@ -81,11 +84,15 @@ def meta_maml(args: argparse.Namespace) -> int:
 
 
 def meta_eval(args: argparse.Namespace) -> int:
+    from gymlab.agents.maml.trainer import step_sizes
     from gymlab.cli.runs import checkpoint_file
     from gymlab.registry import algorithm
 
     if args.grad_steps < 0:
         raise UserError(f"--grad-steps must be >= 0, got {args.grad_steps}")
+    if args.later_step_tasks is not None and args.later_step_tasks < 0:
+        raise UserError(f"--later-step-tasks must be >= 0, got {args.later_step_tasks}")
+    testing = {} if args.later_step_tasks is None else {"later_step_tasks": args.later_step_tasks}
     fast_lr = None
     if args.fast_lr is not None:
         try:
@@ -95,15 +102,20 @@ def meta_eval(args: argparse.Namespace) -> int:
                             f"{args.fast_lr!r}") from None
     path = checkpoint_file(args.run, args.checkpoint, algo="maml")
     folder = Path(args.run) if Path(args.run).is_dir() else path.parent.parent
-    with algorithm("maml").load(path, progress=False) as agent:
+    with algorithm("maml").load(path, progress=False, **testing) as agent:
+        lrs = step_sizes(agent.default_test_lr(args.grad_steps) if fast_lr is None else fast_lr,
+                         args.grad_steps)[:args.grad_steps]
         curve = agent.adaptation_curve(args.tasks, args.grad_steps, args.episodes, args.seed,
-                                       fast_lr)
+                                       lrs or None)
     out = Path(args.out) if args.out else folder / "adaptation.png"
     env = agent.run_config.env
     curve.plot(out, f"MAML on {env}: {args.tasks} new tasks, "
                f"{args.episodes} episodes per step")
-    out.with_suffix(".json").write_text(json.dumps(curve.to_dict(), indent=2) + "\n")
-    print(f"{env} {path} ({agent.step} meta-batches), {args.tasks} new tasks:")
+    out.with_suffix(".json").write_text(
+        json.dumps({**curve.to_dict(), "step_sizes": lrs}, indent=2) + "\n")
+    sizes = ", ".join(f"{lr:g}" for lr in lrs) or "none"
+    print(f"{env} {path} ({agent.step} meta-batches), {args.tasks} new tasks, step sizes "
+          f"{sizes}:")
     print("\n".join(curve.table()))
     print(f"wrote {out} and {out.with_suffix('.json')}")
     return 0

@@ -5,9 +5,9 @@ batch 20 episodes, one inner step of lr 0.1, 2 x 64 tanh, gamma 0.99, GAE tau 1.
 batches, TRPO max_kl 0.01, 10 CG iterations, damping 1e-5, 15 line-search steps of 0.8.
 FAMILY_DEFAULTS (MAML's tuned table) changes them per family: 2D navigation takes the MAML
 authors' run (cbfinn/maml_rl maml_trpo_point.py: inner lr 0.5, 40 tasks, 2 x 100 ReLU,
-actions divided by 10, 100 batches; a second test step of 0.3 fast_lr, chosen on development
-seeds: benchmarks/README.md); the MuJoCo families pytorch-maml-rl's 40 tasks and actions
-scaled by 10 (their normalization_scale).
+actions divided by 10, 100 batches; the second test step each policy's own, chosen on 200
+validation tasks, else 0.3 fast_lr: benchmarks/README.md); the MuJoCo families
+pytorch-maml-rl's 40 tasks and actions scaled by 10 (their normalization_scale).
 The task family, its keyword arguments and the seed are the run's (core.run.RunConfig).
 """
 
@@ -38,7 +38,7 @@ MUJOCO_FAMILIES = frozenset(name for name in FAMILIES if name != "Navigation2D-v
 FAMILY_DEFAULTS: dict[str, dict[str, Any]] = {
     "Navigation2D-v0": {"fast_lr": 0.5, "meta_batch_size": 40, "hidden_size": 100,
                         "nonlinearity": "relu", "action_scale": 10.0, "num_batches": 100,
-                        "later_step_fraction": 0.3},
+                        "later_step_fraction": 0.3, "later_step_tasks": 200},
     **{name: {"meta_batch_size": 40, "action_scale": 10.0} for name in MUJOCO_FAMILIES},
 }
 """What differs from MAMLConfig's defaults per family (2D navigation: the MAML authors'
@@ -81,6 +81,10 @@ class MAMLConfig:
     later_step_fraction: float = 0.5
     """Test time (`gymlab eval`, `meta eval`): the first step after the num_steps trained
     ones is this fraction of fast_lr, each further step half the one before."""
+    later_step_tasks: int = 0
+    """Test time: when positive, the fraction above is the policy's own instead, the one of
+    0.1 to 1 whose step gives the best mean return on this many new validation tasks (40
+    episodes each, drawn apart from the test's tasks), chosen when first needed."""
     num_batches: int = 500
     """Meta-updates (batches of tasks) to train for."""
     meta_batch_size: int = 20
@@ -116,6 +120,8 @@ class MAMLConfig:
                      "max_kl", "action_scale", "later_step_fraction"):
             value = getattr(self, name)
             require(value > 0, f"{name} must be positive, got {value}")
+        require(self.later_step_tasks >= 0,
+                f"later_step_tasks must be >= 0, got {self.later_step_tasks}")
         require(self.cg_damping >= 0, f"cg_damping must be >= 0, got {self.cg_damping}")
         require(0 < self.gamma <= 1, f"gamma must be in (0, 1], got {self.gamma}")
         require(0 <= self.tau <= 1, f"tau must be in [0, 1], got {self.tau}")

@@ -1,13 +1,28 @@
-"""The adaptation curve of a meta-trained policy: returns after 0, 1, 2, ... inner steps."""
+"""The adaptation curve of a meta-trained policy: returns after 0, 1, 2, ... inner steps,
+and the choice of a policy's later test-time step on validation tasks."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from gymlab.core.seeding import generator_state, set_generator_state
+
+if TYPE_CHECKING:
+    from gymlab.agents.maml.trainer import MAML
+
+LATER_STEP_FRACTIONS = (0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5, 0.7, 1.0)
+"""The fractions of fast_lr that choose_later_step_fraction tries."""
+LATER_STEP_EPISODES = 40
+"""Episodes per validation task and step (the MAML paper's test batch)."""
+VALIDATION_SEED_OFFSET = 2_000_000
+"""The validation tasks' seed is the run's seed plus this (the test's: plus 1000000)."""
 
 
 @dataclass
@@ -56,3 +71,42 @@ class AdaptationCurve:
         fig.savefig(out)
         plt.close(fig)
         return out
+
+
+@contextmanager
+def seeded(agent: MAML, seed: int) -> Iterator[None]:
+    """The agent's task and episode generators seeded with `seed` inside, restored after,
+    so an evaluation neither depends on nor changes what training draws next."""
+    saved = (generator_state(agent.task_rng), agent.generator.get_state())
+    agent.task_rng = np.random.default_rng(seed)
+    agent.generator.manual_seed(seed + 1)
+    try:
+        yield
+    finally:
+        set_generator_state(agent.task_rng, saved[0])
+        agent.generator.set_state(saved[1])
+
+
+def choose_later_step_fraction(agent: MAML, tasks: int) -> tuple[float, dict[float, float]]:
+    """The fraction of fast_lr for the first test step after the trained ones that gives the
+    best mean return after it, on `tasks` new validation tasks (seeded apart from the test's
+    tasks), and the mean return of every candidate. Every candidate steps from the same
+    adapted policies and is sampled with the same random numbers, so the comparison is not
+    swamped by sampling noise. Why a policy's own: the best size differs between training
+    seeds (benchmarks/README.md, 2D navigation)."""
+    cfg = agent.config
+    means: dict[float, float] = {}
+    with seeded(agent, agent.run_config.seed + VALIDATION_SEED_OFFSET):
+        goals = agent.family.unwrapped.sample_tasks(tasks, agent.task_rng)
+        adapted = None
+        for _ in range(cfg.num_steps):
+            adapted = agent.adapted(adapted, agent.sample(goals, LATER_STEP_EPISODES, adapted))
+        episodes = agent.sample(goals, LATER_STEP_EPISODES, adapted)
+        draws = (generator_state(agent.task_rng), agent.generator.get_state())
+        for fraction in LATER_STEP_FRACTIONS:
+            set_generator_state(agent.task_rng, draws[0])
+            agent.generator.set_state(draws[1])
+            stepped = agent.adapted(adapted, episodes, cfg.fast_lr * fraction)
+            means[fraction] = agent.sample(goals, LATER_STEP_EPISODES, stepped).returns.mean(
+                1).mean().item()
+    return max(means, key=means.__getitem__), means

@@ -30,7 +30,7 @@ from gymlab.agents.maml.config import (
     resolve_env,
 )
 from gymlab.agents.maml.episodes import LinearFeatureBaseline, TaskEpisodes, fit_advantages
-from gymlab.agents.maml.evaluation import AdaptationCurve
+from gymlab.agents.maml.evaluation import AdaptationCurve, choose_later_step_fraction, seeded
 from gymlab.agents.maml.metalearner import MetaBatch, trpo_step
 from gymlab.agents.maml.policy import Params, make_policy, parameters, per_task
 from gymlab.agents.maml.samplers import BatchEnv, VectorEnvBatch, rollout
@@ -61,8 +61,10 @@ class MAML(Algorithm):
     RUN_DEFAULTS = {"total_steps": 10**15, "eval_every": 0, "log_every": 1}
     """The budget is num_batches (total_steps, in meta-batches, only cuts it shorter); every
     batch is scored, so there is no periodic evaluation."""
-    RESUMABLE = Algorithm.RESUMABLE | {"num_batches", "num_workers", "ray_address"}
-    """How long it goes on, how it reports, where it steps: never how it learns."""
+    RESUMABLE = Algorithm.RESUMABLE | {"num_batches", "num_workers", "ray_address",
+                                       "later_step_fraction", "later_step_tasks"}
+    """How long it goes on, how it reports, where it steps, how it is tested: never how it
+    learns."""
 
     config: MAMLConfig
 
@@ -92,6 +94,7 @@ class MAML(Algorithm):
         self.generator = torch.Generator(device=self.device).manual_seed(run.seed + 1)
         self._samplers: dict[tuple[int, int], BatchEnv] = {}
         self._ray: Any = None  # the RaySession of the sampler's actors, once one is made
+        self._later_step: tuple[int, float] = (-1, 0.0)  # (self.step, its chosen fraction)
 
     def progress_total(self) -> int:
         return min(self.config.num_batches, self.run_config.total_steps)
@@ -205,11 +208,7 @@ class MAML(Algorithm):
                             f"{tasks}, {grad_steps}, {episodes}")
         lrs = step_sizes(self.default_test_lr(grad_steps) if fast_lr is None else fast_lr,
                          grad_steps)
-        seed = self.run_config.seed + 1_000_000 if seed is None else seed
-        saved = (generator_state(self.task_rng), self.generator.get_state())
-        self.task_rng = np.random.default_rng(seed)
-        self.generator.manual_seed(seed + 1)
-        try:
+        with seeded(self, self.run_config.seed + 1_000_000 if seed is None else seed):
             goals = self.family.unwrapped.sample_tasks(tasks, self.task_rng)
             adapted, returns, lengths = None, [], []
             for step in range(grad_steps + 1):
@@ -218,23 +217,31 @@ class MAML(Algorithm):
                 lengths.append(batch.mask.sum(-1).mean(1).cpu().numpy())
                 if step < grad_steps:
                     adapted = self.adapted(adapted, batch, lrs[step])
-        finally:
-            set_generator_state(self.task_rng, saved[0])
-            self.generator.set_state(saved[1])
         return AdaptationCurve(np.stack(returns).astype(np.float64),
                                np.stack(lengths).astype(np.float64))
 
     def default_test_lr(self, grad_steps: int) -> list[float]:
         """Test-time step sizes: fast_lr for the num_steps steps training took, then
-        later_step_fraction times fast_lr, halved at each further step (0.5, 0.15, 0.075 for
-        2D navigation's defaults). The inner loss's advantages are normalised per task, so a
-        step's length does not shrink as the policy nears the goal: a step as long as the
-        trained one, taken from the adapted policy, overshoots; shorter and shorter ones keep
-        improving."""
+        later_step_fraction times fast_lr (with later_step_tasks, the fraction this policy
+        does best with on as many validation tasks), halved at each further step. The inner
+        loss's advantages are normalised per task, so a step's length does not shrink as
+        the policy nears the goal: a step as long as the trained one, taken from the
+        adapted policy, overshoots; shorter and shorter ones keep improving."""
         cfg = self.config
+        fraction = self.later_step_fraction() if grad_steps > cfg.num_steps else 0.0
         return [cfg.fast_lr if step < cfg.num_steps
-                else cfg.fast_lr * cfg.later_step_fraction * 0.5 ** (step - cfg.num_steps)
+                else cfg.fast_lr * fraction * 0.5 ** (step - cfg.num_steps)
                 for step in range(max(grad_steps, 1))]
+
+    def later_step_fraction(self) -> float:
+        """later_step_fraction, or with later_step_tasks the policy's own (chosen once per
+        meta-batch count: choose_later_step_fraction)."""
+        if not self.config.later_step_tasks:
+            return self.config.later_step_fraction
+        if self._later_step[0] != self.step:
+            fraction, _ = choose_later_step_fraction(self, self.config.later_step_tasks)
+            self._later_step = (self.step, fraction)
+        return self._later_step[1]
 
     def evaluate(self, episodes: int = 10, seed: int | None = None) -> EvalResult:
         """On EVAL_TASKS new tasks, per task the mean return of `episodes` episodes after
@@ -246,8 +253,11 @@ class MAML(Algorithm):
         """The adaptation curve: returns after 0..EVAL_GRAD_STEPS inner steps."""
         curve = self.adaptation_curve(EVAL_TASKS, EVAL_GRAD_STEPS, episodes, seed)
         lrs = ", ".join(f"{lr:g}" for lr in self.default_test_lr(EVAL_GRAD_STEPS))
+        chosen = (f" (the step after the trained ones chosen on {self.config.later_step_tasks} "
+                  f"validation tasks)" if self.config.later_step_tasks else "")
         return [f"{self.run_config.env} {source} ({self.step} meta-batches), {EVAL_TASKS} new "
-                f"tasks, {episodes} episodes per step, step sizes {lrs}:", *curve.table()]
+                f"tasks, {episodes} episodes per step, step sizes {lrs}{chosen}:",
+                *curve.table()]
 
     # -- the run directory and checkpoints --------------------------------------------------
     def run_path(self) -> Path | None:
@@ -267,6 +277,7 @@ class MAML(Algorithm):
     def _load(self, weights: dict[str, Any], state: dict[str, Any] | None) -> None:
         try:
             self.policy.load_state_dict(weights)
+            self._later_step = (-1, 0.0)
         except RuntimeError as exc:
             raise CheckpointError(f"the checkpoint does not fit the policy of its config "
                                   f"({str(exc).splitlines()[0]})") from None
