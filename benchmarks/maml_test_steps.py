@@ -17,10 +17,10 @@ from __future__ import annotations
 import argparse
 import statistics
 
-import numpy as np
 import torch
 
 from gymlab.agents.maml import MAML
+from gymlab.agents.maml.evaluation import TEST_SEED_OFFSET, seeded
 from gymlab.agents.maml.policy import forward_tasks
 
 STEPS, TASKS, EPISODES = 3, 40, 40
@@ -54,28 +54,27 @@ def step_lengths(agent: MAML, entry: str, base: dict, along, batch) -> torch.Ten
 def curve(agent: MAML, rule: list[str]) -> list[float]:
     """Mean return over the goals after 0..STEPS steps (the goals and sampling seeded as
     MAML.adaptation_curve seeds them)."""
-    seed = agent.run_config.seed + 1_000_000
-    agent.task_rng = np.random.default_rng(seed)
-    agent.generator.manual_seed(seed + 1)
-    goals = agent.family.unwrapped.sample_tasks(TASKS, agent.task_rng)
-    shared = {k: v.detach().expand(TASKS, *v.shape) for k, v in agent.policy.named_parameters()}
-    adapted, means = None, []
-    for step in range(STEPS + 1):
-        batch = agent.sample(goals, EPISODES, adapted)
-        means.append(batch.returns.mean(1).mean().item())
-        if step == STEPS:
-            break
-        base = shared if adapted is None else {k: v.detach() for k, v in adapted.items()}
-        unit = agent.adapted(adapted, batch, 1.0)  # the step of size 1: its direction
-        direction = {k: unit[k].detach() - base[k] for k in base}
+    with seeded(agent, agent.run_config.seed + TEST_SEED_OFFSET):
+        goals = agent.family.unwrapped.sample_tasks(TASKS, agent.task_rng)
+        shared = {k: v.detach().expand(TASKS, *v.shape)
+                  for k, v in agent.policy.named_parameters()}
+        adapted, means = None, []
+        for step in range(STEPS + 1):
+            batch = agent.sample(goals, EPISODES, adapted)
+            means.append(batch.returns.mean(1).mean().item())
+            if step == STEPS:
+                break
+            base = shared if adapted is None else {k: v.detach() for k, v in adapted.items()}
+            unit = agent.adapted(adapted, batch, 1.0)  # the step of size 1: its direction
+            direction = {k: unit[k].detach() - base[k] for k in base}
 
-        def along(lengths: torch.Tensor, base=base, direction=direction) -> dict:
-            return {k: base[k] + lengths.view(-1, *[1] * (base[k].dim() - 1)) * direction[k]
-                    for k in base}
+            def along(lengths: torch.Tensor, base=base, direction=direction) -> dict:
+                return {k: base[k] + lengths.view(-1, *[1] * (base[k].dim() - 1)) * direction[k]
+                        for k in base}
 
-        with torch.no_grad():
-            lengths = step_lengths(agent, rule[step], base, along, batch)
-            adapted = {k: v.clone().requires_grad_() for k, v in along(lengths).items()}
+            with torch.no_grad():
+                lengths = step_lengths(agent, rule[step], base, along, batch)
+                adapted = {k: v.clone().requires_grad_() for k, v in along(lengths).items()}
     return means
 
 

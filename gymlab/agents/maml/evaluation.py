@@ -21,8 +21,12 @@ LATER_STEP_FRACTIONS = (0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5, 0.7, 1.0)
 """The fractions of fast_lr that choose_later_step_fraction tries."""
 LATER_STEP_EPISODES = 40
 """Episodes per validation task and step (the MAML paper's test batch)."""
+TEST_SEED_OFFSET = 1_000_000
+"""The adaptation curve's tasks are seeded with the run's seed plus this, apart from
+training's."""
 VALIDATION_SEED_OFFSET = 2_000_000
-"""The validation tasks' seed is the run's seed plus this (the test's: plus 1000000)."""
+"""The validation tasks' seed is the run's seed plus this, apart from training's and the
+test's."""
 
 
 @dataclass

@@ -30,7 +30,12 @@ from gymlab.agents.maml.config import (
     resolve_env,
 )
 from gymlab.agents.maml.episodes import LinearFeatureBaseline, TaskEpisodes, fit_advantages
-from gymlab.agents.maml.evaluation import AdaptationCurve, choose_later_step_fraction, seeded
+from gymlab.agents.maml.evaluation import (
+    TEST_SEED_OFFSET,
+    AdaptationCurve,
+    choose_later_step_fraction,
+    seeded,
+)
 from gymlab.agents.maml.metalearner import MetaBatch, trpo_step
 from gymlab.agents.maml.policy import Params, make_policy, parameters, per_task
 from gymlab.agents.maml.samplers import BatchEnv, VectorEnvBatch, rollout
@@ -208,7 +213,7 @@ class MAML(Algorithm):
                             f"{tasks}, {grad_steps}, {episodes}")
         lrs = step_sizes(self.default_test_lr(grad_steps) if fast_lr is None else fast_lr,
                          grad_steps)
-        with seeded(self, self.run_config.seed + 1_000_000 if seed is None else seed):
+        with seeded(self, self.run_config.seed + TEST_SEED_OFFSET if seed is None else seed):
             goals = self.family.unwrapped.sample_tasks(tasks, self.task_rng)
             adapted, returns, lengths = None, [], []
             for step in range(grad_steps + 1):
