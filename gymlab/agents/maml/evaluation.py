@@ -8,14 +8,17 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
+import gymnasium as gym
 import numpy as np
+import torch
 
+from gymlab.agents.maml.config import MAMLConfig
+from gymlab.agents.maml.episodes import TaskEpisodes
+from gymlab.agents.maml.policy import Params
+from gymlab.core.run import RunConfig
 from gymlab.core.seeding import generator_state, set_generator_state
-
-if TYPE_CHECKING:
-    from gymlab.agents.maml.trainer import MAML
 
 LATER_STEP_FRACTIONS = (0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5, 0.7, 1.0)
 """The fractions of fast_lr that choose_later_step_fraction tries."""
@@ -77,8 +80,25 @@ class AdaptationCurve:
         return out
 
 
+class TaskLearner(Protocol):
+    """What the test-time helpers need of a MAML agent (trainer.MAML)."""
+
+    config: MAMLConfig
+    run_config: RunConfig
+    family: gym.Env
+    task_rng: np.random.Generator
+    generator: torch.Generator
+
+    def sample(self, tasks: list[dict[str, Any]], episodes: int, params: Any) -> TaskEpisodes:
+        ...
+
+    def adapted(self, params: Params | None, episodes: TaskEpisodes,
+                fast_lr: float | None = None) -> Params:
+        ...
+
+
 @contextmanager
-def seeded(agent: MAML, seed: int) -> Iterator[None]:
+def seeded(agent: TaskLearner, seed: int) -> Iterator[None]:
     """The agent's task and episode generators seeded with `seed` inside, restored after,
     so an evaluation neither depends on nor changes what training draws next."""
     saved = (generator_state(agent.task_rng), agent.generator.get_state())
@@ -91,7 +111,7 @@ def seeded(agent: MAML, seed: int) -> Iterator[None]:
         agent.generator.set_state(saved[1])
 
 
-def choose_later_step_fraction(agent: MAML, tasks: int) -> tuple[float, dict[float, float]]:
+def choose_later_step_fraction(agent: TaskLearner, tasks: int) -> tuple[float, dict[float, float]]:
     """The fraction of fast_lr for the first test step after the trained ones that gives the
     best mean return after it, on `tasks` new validation tasks (seeded apart from the test's
     tasks), and the mean return of every candidate. Every candidate steps from the same
