@@ -553,8 +553,8 @@ def test_maml_is_an_algorithm_with_its_tuned_table(tmp_path):
 def test_a_run_written_before_the_shared_lifecycle_loads_and_resumes(tmp_path):
     """An older run directory (config.json and checkpoints with env, seed and progress in
     the maml section, no "run" section, no session state, no later_step_fraction or
-    later_step_tasks) still
-    evaluates, with the halving test steps it was made with, and resumes."""
+    later_step_tasks) still evaluates, with the halving test steps it was made with, and
+    resumes."""
     with MAML(**{**TINY, "num_batches": 1}, output_folder=str(tmp_path / "new")) as agent:
         agent.learn()
     old = tmp_path / "old"
@@ -617,7 +617,7 @@ def test_later_step_is_chosen_on_validation_tasks(monkeypatch):
     best mean return on validation tasks, each candidate's return exactly the adaptation
     curve's on those tasks (the same episodes before its step, the same random numbers
     after); chosen once per policy, only when such a step is asked for, without changing
-    what training draws next; and a loaded run may change it."""
+    what training draws next (meta eval --later-step-tasks overrides it: the CLI test)."""
     calls = []
     choose = trainer.choose_later_step_fraction
     monkeypatch.setattr(trainer, "choose_later_step_fraction",

@@ -282,7 +282,6 @@ class MAML(Algorithm):
     def _load(self, weights: dict[str, Any], state: dict[str, Any] | None) -> None:
         try:
             self.policy.load_state_dict(weights)
-            self._later_step = (-1, 0.0)
         except RuntimeError as exc:
             raise CheckpointError(f"the checkpoint does not fit the policy of its config "
                                   f"({str(exc).splitlines()[0]})") from None
